@@ -1,0 +1,73 @@
+"""The loop-level IR: what a kernel does, as loop nests of scalar stores.
+
+A `LoopKernel` has buffer slots (slot 0 is the output) and one or more `LoopNest`s run in
+order. A nest is a perfect nest of loops (outermost first) around a list of stores; the
+stored values are scalar expression DAGs (graph.Node with shape ()) that may contain
+REDUCE_LOOP nodes, which the renderer turns into inner accumulation loops.
+Optimization passes (opt.py) rewrite nests and annotate loops; renderers only read.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from lazytensor.dtypes import DType
+from lazytensor.graph import Node
+from lazytensor.ops import Op
+
+
+@dataclass(frozen=True)
+class BufferSlot:
+    """A kernel argument: element dtype and element count. Slot 0 is written, others read."""
+    dtype: DType
+    size: int
+    is_output: bool = False
+
+
+@dataclass(frozen=True)
+class Store:
+    """buffers[slot][index] = value, or (op)= value when `reduce_op` is set (scatter)."""
+    slot: int
+    index: Node
+    value: Node
+    reduce_op: Op | None = None
+    replace_op: bool = False    # a scatter that overwrites (no reduction)
+
+
+@dataclass(frozen=True)
+class Loop:
+    """One loop of a nest. `parallel`: split across threads (work-groups on GPUs)."""
+    var: Node          # a RANGE node
+    parallel: bool = False
+
+    @property
+    def size(self) -> int:
+        return self.var.arg[1]
+
+
+@dataclass(frozen=True)
+class LoopNest:
+    loops: tuple[Loop, ...]
+    stores: tuple[Store, ...]
+    serial_reason: str = ""    # why this nest must not run in parallel (e.g. racy scatter)
+
+    def with_loops(self, loops: tuple[Loop, ...]) -> "LoopNest":
+        return replace(self, loops=loops)
+
+
+@dataclass(frozen=True)
+class LoopKernel:
+    name: str
+    buffers: tuple[BufferSlot, ...]
+    nests: tuple[LoopNest, ...]
+    checks_errors: bool = False        # has index checks or integer division: needs the error slot
+    notes: tuple[str, ...] = field(default=())   # what optimization passes did, for DEBUG/VIZ
+
+    @property
+    def output(self) -> BufferSlot:
+        return self.buffers[0]
+
+
+def reduce_loops(value: Node) -> list[Node]:
+    """The REDUCE_LOOP nodes inside a value expression."""
+    from lazytensor.graph import toposort
+    return [n for n in toposort([value]) if n.op is Op.REDUCE_LOOP]

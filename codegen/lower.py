@@ -1,0 +1,167 @@
+"""Kernel AST (tensor-level nodes over DEFINE_BUF slots) → LoopKernel (loops of scalar stores).
+
+Lowering computes "the value of node at index idx" recursively: elementwise ops lower their
+sources at the same index, views map the index through indexing.source_index (PAD adds a
+validity condition that gates loads), a fused reduce opens new loop variables, a gather
+lowers its index tensors first and reads its source at the (checked) result.
+"""
+from __future__ import annotations
+
+import math
+
+from lazytensor import dtypes
+from lazytensor import symbolic as sym
+from lazytensor.dtypes import DType
+from lazytensor.graph import Node
+from lazytensor.indexing import Index, flat_index, source_index
+from lazytensor.ops import ELEMENTWISE, MOVEMENT, Op
+
+from lazytensor.codegen.kernel import BufferSlot, Loop, LoopKernel, LoopNest, Store
+
+
+def scalar(op: Op, dtype: DType, srcs: tuple[Node, ...], arg: object = None) -> Node:
+    return Node.make(op, dtype, srcs, arg, ())
+
+
+def zero(dtype: DType) -> Node:
+    return scalar(Op.CONST, dtype, (), dtypes.cast_scalar(0, dtype))
+
+
+class Lowerer:
+    """Lowers one kernel AST. Values are memoized per (node, index, gate): shared subexpressions
+    lower once, and the renderer emits them once."""
+
+    def __init__(self, slots: dict[int, Node]) -> None:
+        self.slots = slots
+        self.memo: dict[tuple, Node] = {}
+        self.n_reduce_vars = 0
+        self.checks_errors = False
+
+    def new_var(self, prefix: str, size: int) -> Node:
+        name = f"{prefix}{self.n_reduce_vars}"
+        self.n_reduce_vars += 1
+        return sym.loop_var(name, size)
+
+    def value(self, node: Node, idx: Index, gate: Node | None) -> Node:
+        """The scalar value of `node` at multi-index `idx` (loads guarded by `gate`)."""
+        key = (node, idx, gate)
+        found = self.memo.get(key)
+        if found is None:
+            found = self._lower(node, idx, gate)
+            self.memo[key] = found
+        return found
+
+    def _lower(self, node: Node, idx: Index, gate: Node | None) -> Node:
+        op = node.op
+        if op is Op.DEFINE_BUF:
+            offset = flat_index(idx, node.shape)
+            srcs = (offset,) if gate is None else (offset, gate)
+            return scalar(Op.LOAD, node.dtype, srcs, node.arg)
+        if op is Op.CONST:
+            return scalar(Op.CONST, node.dtype, (), node.arg)
+        if op is Op.IOTA:
+            return cast(idx[0], node.dtype)
+        if op in ELEMENTWISE:
+            srcs = tuple(self.value(s, idx, gate) for s in node.srcs)
+            if op in (Op.IDIV, Op.MOD) and node.dtype.is_int:
+                self.checks_errors = True
+            return scalar(op, node.dtype, srcs, node.arg)
+        if op in MOVEMENT:
+            src_idx, valid = source_index(node, idx)
+            if sym.is_false(valid):
+                return zero(node.dtype)
+            inner = self.value(node.srcs[0], src_idx, sym.logical_and(gate, valid))
+            if valid is None:
+                return inner
+            return scalar(Op.WHERE, node.dtype, (valid, inner, zero(node.dtype)))
+        if op is Op.REDUCE:
+            reduce_op, axes = node.arg
+            src = node.srcs[0]
+            ranges = tuple(self.new_var("r", src.shape[a]) for a in axes)
+            src_idx = list(idx)
+            for a, r in zip(axes, ranges):
+                src_idx[a] = r
+            body = self.value(src, tuple(src_idx), gate)
+            return scalar(Op.REDUCE_LOOP, node.dtype, (body,), (reduce_op, ranges))
+        if op is Op.INDEX:
+            src = node.srcs[0]
+            gathered = tuple(self.checked_index(self.value(i, idx, gate), size)
+                             for i, size in zip(node.srcs[1:], src.shape))
+            return self.value(src, gathered, gate)
+        raise ValueError(f"cannot lower {op} inside a kernel")
+
+    def checked_index(self, value: Node, size: int) -> Node:
+        """An index read from data, checked against [0, size) before it is used."""
+        value = cast(value, sym.INDEX)
+        lo, hi = sym.bounds(value)
+        if 0 <= lo and hi < size:
+            return value
+        self.checks_errors = True
+        return scalar(Op.CHECK_INDEX, sym.INDEX, (value,), (size, "index"))
+
+
+def cast(x: Node, dtype: DType) -> Node:
+    if x.dtype == dtype:
+        return x
+    if x.op is Op.CONST:
+        return scalar(Op.CONST, dtype, (), dtypes.cast_scalar(x.arg, dtype))
+    return scalar(Op.CAST, dtype, (x,))
+
+
+def global_loops(shape: tuple[int, ...], prefix: str) -> tuple[Index, tuple[Loop, ...]]:
+    """Loop variables over shape (size-1 dims become the constant 0: no loop)."""
+    idx = []
+    loops = []
+    for i, s in enumerate(shape):
+        if s == 1:
+            idx.append(sym.const(0))
+        else:
+            var = sym.loop_var(f"{prefix}{i}", s)
+            idx.append(var)
+            loops.append(Loop(var))
+    return tuple(idx), tuple(loops)
+
+
+def kernel_name(ast: Node, has_reduce: bool) -> str:
+    kind = "S" if ast.op is Op.SCATTER else "r" if has_reduce else "E"
+    dims = "_".join(str(s) for s in ast.shape) or "0d"
+    return f"{kind}_{dims}"
+
+
+def lower_kernel(ast: Node) -> LoopKernel:
+    """Kernel AST → LoopKernel with one nest (two for a scatter: copy the base, then scatter)."""
+    slots: dict[int, Node] = {}
+    for n in _define_bufs(ast):
+        slots[n.arg] = n
+    lowerer = Lowerer(slots)
+    buffers = [BufferSlot(ast.dtype, math.prod(ast.shape), True)]
+    for i in range(1, len(slots) + 1):
+        buffers.append(BufferSlot(slots[i].dtype, math.prod(slots[i].shape)))
+    nests: list[LoopNest] = []
+    if ast.op is Op.SCATTER:
+        base, src, idxs = ast.srcs[0], ast.srcs[1], ast.srcs[2:]
+        out_idx, loops = global_loops(ast.shape, "g")
+        nests.append(LoopNest(loops, (Store(0, flat_index(out_idx, ast.shape),
+                                            lowerer.value(base, out_idx, None)),)))
+        src_idx, src_loops = global_loops(src.shape, "s")
+        targets = tuple(lowerer.checked_index(lowerer.value(i, src_idx, None), size)
+                        for i, size in zip(idxs, ast.shape))
+        store = Store(0, flat_index(targets, ast.shape), lowerer.value(src, src_idx, None),
+                      reduce_op=ast.arg, replace_op=ast.arg is None)
+        nests.append(LoopNest(src_loops, (store,), serial_reason="scatter targets may collide"))
+    else:
+        out_idx, loops = global_loops(ast.shape, "g")
+        nests.append(LoopNest(loops, (Store(0, flat_index(out_idx, ast.shape),
+                                            lowerer.value(ast, out_idx, None)),)))
+    has_reduce = any(n.op is Op.REDUCE for n in _all_nodes(ast))
+    return LoopKernel(kernel_name(ast, has_reduce), tuple(buffers), tuple(nests),
+                      lowerer.checks_errors)
+
+
+def _all_nodes(ast: Node) -> list[Node]:
+    from lazytensor.graph import toposort
+    return toposort([ast])
+
+
+def _define_bufs(ast: Node) -> list[Node]:
+    return [n for n in _all_nodes(ast) if n.op is Op.DEFINE_BUF]

@@ -1,0 +1,370 @@
+"""LoopKernel → C-family source text. Dialects (C, OpenCL C, CUDA C) override the hooks.
+
+Scalar nodes are emitted in topological order inside the innermost loop they depend on
+("scopes"): a node that only depends on the output loops is computed once per output element,
+a node that depends on a reduce's loop variables is computed inside that reduce's loop.
+Nodes used once in the same scope are inlined; the rest become named temporaries.
+16-bit floats are stored as 16-bit patterns and computed in float.
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+from lazytensor import dtypes
+from lazytensor.dtypes import DType
+from lazytensor.graph import Node, toposort
+from lazytensor.ops import Op
+
+from lazytensor.codegen.kernel import LoopKernel, LoopNest, Store
+
+HALF_TYPES = (dtypes.float16, dtypes.bfloat16)
+
+C_HELPERS = {
+    "h2f": """static inline float lt_h2f(unsigned short h) {
+  unsigned int sign = (unsigned int)(h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, man = h & 0x3ffu, bits;
+  if (exp == 0) {
+    if (man == 0) { bits = sign; }
+    else { exp = 113; while (!(man & 0x400u)) { man <<= 1; exp--; } man &= 0x3ffu; bits = sign | (exp << 23) | (man << 13); }
+  } else if (exp == 31) { bits = sign | 0x7f800000u | (man << 13); }
+  else { bits = sign | ((exp + 112) << 23) | (man << 13); }
+  float f; __builtin_memcpy(&f, &bits, 4); return f;
+}""",
+    "f2h": """static inline unsigned short lt_f2h(float f) {
+  unsigned int x; __builtin_memcpy(&x, &f, 4);
+  unsigned int sign = (x >> 16) & 0x8000u, e = (x >> 23) & 0xffu, man = x & 0x7fffffu;
+  if (e == 255) return (unsigned short)(sign | 0x7c00u | (man ? 0x200u : 0u));
+  int exp = (int)e - 127 + 15;
+  if (exp >= 31) return (unsigned short)(sign | 0x7c00u);
+  if (exp <= 0) {
+    if (exp < -10) return (unsigned short)sign;
+    man |= 0x800000u; unsigned int shift = (unsigned int)(14 - exp);
+    unsigned int half = man >> shift, rem = man & ((1u << shift) - 1u), mid = 1u << (shift - 1u);
+    if (rem > mid || (rem == mid && (half & 1u))) half++;
+    return (unsigned short)(sign | half);
+  }
+  unsigned int half = sign | ((unsigned int)exp << 10) | (man >> 13), rem = man & 0x1fffu;
+  if (rem > 0x1000u || (rem == 0x1000u && (half & 1u))) half++;
+  return (unsigned short)half;
+}""",
+    "bf2f": """static inline float lt_bf2f(unsigned short h) {
+  unsigned int bits = (unsigned int)h << 16; float f; __builtin_memcpy(&f, &bits, 4); return f;
+}""",
+    "f2bf": """static inline unsigned short lt_f2bf(float f) {
+  unsigned int x; __builtin_memcpy(&x, &f, 4);
+  if ((x & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((x >> 16) | 0x40u);
+  x += 0x7fffu + ((x >> 16) & 1u); return (unsigned short)(x >> 16);
+}""",
+    "check": """static inline long long lt_check(long long i, long long n, long long* err) {
+  if (i < 0 || i >= n) { err[0] = 1; err[1] = i; err[2] = n; return 0; }
+  return i;
+}""",
+}
+
+
+class CStyleRenderer:
+    """Shared C-family rendering. Subclasses set the dialect's names and kernel signature."""
+    device = "CPU"
+    restrict = "restrict"
+    bool_type = "_Bool"
+    kernel_prefix = ""
+    global_qualifier = ""
+    helper_prefix = "static inline"
+
+    # ---- dialect hooks ----
+    def type_name(self, dt: DType) -> str:
+        """The C type a value of dt is computed in."""
+        names = {"bool": self.bool_type, "uint8": "unsigned char", "int8": "signed char",
+                 "int16": "short", "uint16": "unsigned short", "int32": "int", "uint32": "unsigned int",
+                 "int64": "long long", "uint64": "unsigned long long", "float16": "float",
+                 "bfloat16": "float", "float32": "float", "float64": "double"}
+        return names[dt.name]
+
+    def storage_type(self, dt: DType) -> str:
+        """The C type a value of dt is stored as in a buffer."""
+        return "unsigned short" if dt in HALF_TYPES else self.type_name(dt)
+
+    def math_fn(self, name: str, dt: DType) -> str:
+        return name if dt == dtypes.float64 else name + "f"
+
+    def loop_pragma(self, nest: LoopNest, depth: int) -> str | None:
+        return None
+
+    def preamble(self) -> list[str]:
+        return ["#include <math.h>", "#include <string.h>"]
+
+    # ---- rendering ----
+    def render(self, kernel: LoopKernel, name: str | None = None) -> str:
+        """The full source of one kernel function (plus the helpers it uses)."""
+        self.helpers_used: set[str] = set()
+        self.extra_helpers: dict[str, str] = {}
+        name = name or kernel.name
+        body: list[str] = []
+        for nest in kernel.nests:
+            body += self.render_nest(kernel, nest)
+        params = []
+        for slot, buf in enumerate(kernel.buffers):
+            const = "" if buf.is_output else "const "
+            params.append(f"{self.global_qualifier}{const}{self.storage_type(buf.dtype)}* "
+                          f"{self.restrict} b{slot}".replace("  ", " "))
+        params.append(f"{self.global_qualifier}long long* {self.restrict} err".replace("  ", " "))
+        helpers = [C_HELPERS[h] for h in sorted(self.helpers_used)] + list(self.extra_helpers.values())
+        head = self.preamble() + helpers
+        signature = f"{self.kernel_prefix}void {name}({', '.join(params)})"
+        return "\n".join(head + [signature + " {"] + body + ["}", ""])
+
+    def render_nest(self, kernel: LoopKernel, nest: LoopNest) -> list[str]:
+        roots: list[Node] = []
+        for st in nest.stores:
+            roots += [st.index, st.value]
+        nodes = toposort(roots)
+        self.deps = self._range_deps(nodes)
+        self.scope = self._scopes(nodes)
+        self.uses: dict[Node, int] = defaultdict(int)
+        for n in nodes:
+            for s in n.srcs:
+                self.uses[s] += 1
+        self.cross_scope = {s for n in nodes for s in n.srcs if self.scope[s] is not self.scope[n]}
+        self.names: dict[Node, str] = {}
+        self.nodes = nodes
+        self.counter = 0
+        lines: list[str] = []
+        indent = "  "
+        for depth, loop in enumerate(nest.loops):
+            pragma = self.loop_pragma(nest, depth)
+            if pragma:
+                lines.append(indent + pragma)
+            v = loop.var.arg[0]
+            lines.append(f"{indent}for (long long {v} = 0; {v} < {loop.size}; {v}++) {{")
+            indent += "  "
+        lines += self.emit_scope(None, indent)
+        for st in nest.stores:
+            lines.append(indent + self.render_store(kernel, st))
+        for depth in range(len(nest.loops)):
+            lines.append("  " * (len(nest.loops) - depth) + "}")
+        return lines
+
+    def _range_deps(self, nodes: list[Node]) -> dict[Node, frozenset[Node]]:
+        deps: dict[Node, frozenset[Node]] = {}
+        for n in nodes:
+            if n.op is Op.RANGE:
+                deps[n] = frozenset((n,))
+            else:
+                d = frozenset().union(*(deps[s] for s in n.srcs)) if n.srcs else frozenset()
+                if n.op is Op.REDUCE_LOOP:
+                    d = d - frozenset(n.arg[1])
+                deps[n] = d
+        return deps
+
+    def _scopes(self, nodes: list[Node]) -> dict[Node, Node | None]:
+        """Each node's innermost enclosing REDUCE_LOOP (None: the nest's body)."""
+        owner_of_range: dict[Node, Node] = {}
+        for n in nodes:
+            if n.op is Op.REDUCE_LOOP:
+                for r in n.arg[1]:
+                    owner_of_range[r] = n
+        depth: dict[Node | None, int] = {None: 0}
+        scope: dict[Node, Node | None] = {}
+        for n in nodes:   # sources come first, so a reduce's own scope is known before its users
+            owners = {owner_of_range[r] for r in self.deps[n] if r in owner_of_range}
+            if n.op is Op.RANGE and n in owner_of_range:
+                owners = {owner_of_range[n]}
+            best: Node | None = None
+            for o in owners:
+                if o not in depth:
+                    depth[o] = depth[scope.get(o)] + 1 if o in scope else 1
+                if best is None or depth[o] > depth[best]:
+                    best = o
+            scope[n] = best
+            if n.op is Op.REDUCE_LOOP:
+                depth[n] = depth[best] + 1
+        return scope
+
+    def emit_scope(self, owner: Node | None, indent: str) -> list[str]:
+        lines: list[str] = []
+        for n in self.nodes:
+            if self.scope[n] is not owner or n.op in (Op.RANGE, Op.CONST):
+                continue
+            if n.op is Op.REDUCE_LOOP:
+                lines += self.render_reduce(n, indent)
+                continue
+            if self.uses[n] > 1 or n in self.cross_scope or (n.op is Op.LOAD and self.uses[n] > 0):
+                name = f"t{self.counter}"
+                self.counter += 1
+                lines.append(f"{indent}{self.type_name(n.dtype)} {name} = {self.expr(n)};")
+                self.names[n] = name
+        return lines
+
+    def render_reduce(self, n: Node, indent: str) -> list[str]:
+        op, ranges = n.arg
+        acc = f"acc{self.counter}"
+        self.counter += 1
+        t = self.type_name(n.dtype)
+        lines = [f"{indent}{t} {acc} = {self.identity(op, n.dtype)};"]
+        inner = indent
+        for r in ranges:
+            v = r.arg[0]
+            lines.append(f"{inner}for (long long {v} = 0; {v} < {r.arg[1]}; {v}++) {{")
+            inner += "  "
+        lines += self.emit_scope(n, inner)
+        body = self.ref(n.srcs[0])
+        if op is Op.ADD:
+            lines.append(f"{inner}{acc} += {body};" if not n.dtype.is_bool else f"{inner}{acc} |= {body};")
+        elif op is Op.MUL:
+            lines.append(f"{inner}{acc} *= {body};" if not n.dtype.is_bool else f"{inner}{acc} &= {body};")
+        else:
+            lines.append(f"{inner}{acc} = {self.max_fn(n.dtype)}({acc}, {body});")
+        for i in range(len(ranges)):
+            lines.append(indent + "  " * (len(ranges) - 1 - i) + "}")
+        self.names[n] = acc
+        return lines
+
+    def identity(self, op: Op, dt: DType) -> str:
+        if op is Op.ADD:
+            return self.literal(0, dt)
+        if op is Op.MUL:
+            return self.literal(1, dt)
+        return self.literal(dtypes.min_value(dt), dt)
+
+    def literal(self, v: float | int | bool, dt: DType) -> str:
+        if dt.is_bool:
+            return "1" if v else "0"
+        if dt.is_float:
+            suffix = "" if dt == dtypes.float64 else "f"
+            cast = "(double)" if dt == dtypes.float64 else ""
+            if math.isnan(v):
+                return f"{cast}NAN"
+            if math.isinf(v):
+                return f"{'-' if v < 0 else ''}{cast}INFINITY"
+            return f"{float(v)!r}{suffix}".replace("e", "e").replace("inff", "INFINITY")
+        if dt.bits == 64:
+            if dt.kind == "u":
+                return f"{int(v)}ull"
+            if v == dtypes.min_value(dtypes.int64):
+                return "(-9223372036854775807ll - 1)"
+            return f"{int(v)}ll"
+        if dt.kind == "u":
+            return f"{int(v)}u"
+        if v == dtypes.min_value(dtypes.int32) and dt.bits == 32:
+            return "(-2147483647 - 1)"
+        return f"({self.type_name(dt)}){int(v)}" if dt.bits < 32 else str(int(v))
+
+    def ref(self, n: Node) -> str:
+        """The expression that refers to n: its name if it has one, else n itself inlined."""
+        name = self.names.get(n)
+        return name if name is not None else self.expr(n)
+
+    def max_fn(self, dt: DType) -> str:
+        t = self.type_name(dt)
+        fname = f"lt_max_{dt.name}"
+        if dt.is_float:
+            body = f"return (a > b || a != a) ? a : b;"
+        else:
+            body = "return a > b ? a : b;"
+        self.extra_helpers[fname] = f"{self.helper_prefix} {t} {fname}({t} a, {t} b) {{ {body} }}"
+        return fname
+
+    def bitcast_fn(self, src: DType, dst: DType) -> str:
+        fname = f"lt_bitcast_{src.name}_{dst.name}"
+        ts, td = self.type_name(src), self.type_name(dst)
+        stored_s, stored_d = self.storage_type(src), self.storage_type(dst)
+        to_bits = self.to_storage("a", src)
+        from_bits = self.from_storage("y", dst)
+        self.extra_helpers[fname] = (
+            f"{self.helper_prefix} {td} {fname}({ts} a) {{ {stored_s} x = {to_bits}; {stored_d} y; "
+            f"memcpy(&y, &x, sizeof(y)); return {from_bits}; }}")
+        return fname
+
+    def to_storage(self, expr: str, dt: DType) -> str:
+        if dt == dtypes.float16:
+            self.helpers_used.add("f2h")
+            return f"lt_f2h({expr})"
+        if dt == dtypes.bfloat16:
+            self.helpers_used.add("f2bf")
+            return f"lt_f2bf({expr})"
+        return expr
+
+    def from_storage(self, expr: str, dt: DType) -> str:
+        if dt == dtypes.float16:
+            self.helpers_used.add("h2f")
+            return f"lt_h2f({expr})"
+        if dt == dtypes.bfloat16:
+            self.helpers_used.add("bf2f")
+            return f"lt_bf2f({expr})"
+        return expr
+
+    def render_store(self, kernel: LoopKernel, st: Store) -> str:
+        dt = kernel.buffers[st.slot].dtype
+        target = f"b{st.slot}[{self.ref(st.index)}]"
+        value = self.ref(st.value)
+        if st.reduce_op is None:
+            return f"{target} = {self.to_storage(value, dt)};"
+        current = self.from_storage(target, dt)
+        if st.reduce_op is Op.ADD:
+            combined = f"({current} + {value})" if not dt.is_bool else f"({current} | {value})"
+        elif st.reduce_op is Op.MUL:
+            combined = f"({current} * {value})" if not dt.is_bool else f"({current} & {value})"
+        else:
+            combined = f"{self.max_fn(dt)}({current}, {value})"
+        return f"{target} = {self.to_storage(combined, dt)};"
+
+    def expr(self, n: Node) -> str:
+        """n as a C expression over its sources' references."""
+        op, dt = n.op, n.dtype
+        s = [self.ref(x) for x in n.srcs]
+        if op is Op.CONST:
+            return self.literal(n.arg, dt)
+        if op is Op.RANGE:
+            return n.arg[0]
+        if op is Op.LOAD:
+            load = self.from_storage(f"b{n.arg}[{s[0]}]", dt)
+            if len(s) == 2:
+                return f"({s[1]} ? {load} : {self.literal(0, dt)})"
+            return load
+        if op is Op.CHECK_INDEX:
+            self.helpers_used.add("check")
+            return f"lt_check({s[0]}, {n.arg[0]}ll, err)"
+        if op is Op.CAST:
+            if dt.is_bool:
+                return f"({s[0]} != 0)"
+            return f"(({self.type_name(dt)}){s[0]})"
+        if op is Op.BITCAST:
+            return f"{self.bitcast_fn(n.srcs[0].dtype, dt)}({s[0]})"
+        if op is Op.NEG:
+            return s[0] if dt.is_bool else f"(-{s[0]})"
+        if op in (Op.EXP2, Op.LOG2, Op.SIN, Op.SQRT, Op.TRUNC):
+            return f"{self.math_fn(op.name.lower(), dt)}({s[0]})"
+        if op is Op.RECIPROCAL:
+            return f"({self.literal(1, dt)} / {s[0]})"
+        if op is Op.WHERE:
+            return f"({s[0]} ? {s[1]} : {s[2]})"
+        if op is Op.MAX:
+            return f"{self.max_fn(dt)}({s[0]}, {s[1]})"
+        if op is Op.ADD and dt.is_bool:
+            return f"({s[0]} | {s[1]})"
+        if op is Op.MUL and dt.is_bool:
+            return f"({s[0]} & {s[1]})"
+        if op is Op.MOD and dt.is_float:
+            return f"{self.math_fn('fmod', dt)}({s[0]}, {s[1]})"
+        if op in (Op.IDIV, Op.MOD):
+            return self.int_division(op, dt, s[0], s[1])
+        symbols = {Op.ADD: "+", Op.MUL: "*", Op.FDIV: "/", Op.CMPLT: "<", Op.CMPNE: "!=", Op.AND: "&",
+                   Op.OR: "|", Op.XOR: "^", Op.SHL: "<<", Op.SHR: ">>"}
+        if op in symbols:
+            return f"({s[0]} {symbols[op]} {s[1]})"
+        raise ValueError(f"renderer cannot render {op}")
+
+    def int_division(self, op: Op, dt: DType, a: str, b: str) -> str:
+        """C integer / and %, made total: x/0 flags an error (raised after the kernel), x/-1 wraps."""
+        t = self.type_name(dt)
+        fname = f"lt_{op.name.lower()}_{dt.name}"
+        if dt.kind == "u":
+            guard = ""
+        else:
+            neg = "(" + t + ")(0 - (unsigned long long)a)" if op is Op.IDIV else "0"
+            guard = f"if (b == -1) return {neg}; "
+        expr = "a / b" if op is Op.IDIV else "a % b"
+        self.extra_helpers[fname] = (f"{self.helper_prefix} {t} {fname}({t} a, {t} b, "
+                                     f"{self.global_qualifier}long long* err) {{ "
+                                     f"if (b == 0) {{ err[0] = 2; return 0; }} {guard}return {expr}; }}")
+        return f"{fname}({a}, {b}, err)"

@@ -1,0 +1,107 @@
+"""lazytensor: a lazy tensor compiler with PyTorch's API.
+
+Operations record a graph; `.realize()` (or asking for a value) schedules it into fused
+kernels, renders them as C (or OpenCL C / CUDA C), compiles them once (cached on disk) and
+runs them.
+"""
+from __future__ import annotations
+
+import contextlib
+
+from lazytensor import dtypes
+from lazytensor.creation import (arange, as_tensor, bernoulli, empty, empty_like, eye, from_numpy, full,
+                                 full_like, linspace, logspace, manual_seed, normal, ones, ones_like, rand,
+                                 rand_like, randint, randint_like, randn, randn_like, seed, tensor, zeros,
+                                 zeros_like)
+from lazytensor.dtypes import (DType, bfloat16, float16, float32, float64, int8, int16, int32, int64,
+                               promote_types, result_type, uint8, uint16, uint32, uint64)
+from lazytensor.dtypes import bool_ as bool  # noqa: A001  (PyTorch's name)
+from lazytensor.explain import explain_schedule
+from lazytensor.functions import (cat, clamp, clip, concat, concatenate, einsum, hstack, matmul, maximum,
+                                  minimum, stack, vstack, where)
+from lazytensor.tensor import Device, Size, Tensor, broadcast_shapes
+
+float = float32  # noqa: A001
+double = float64
+half = float16
+long = int64
+int = int32  # noqa: A001
+short = int16
+
+__version__ = "0.1.0"
+
+_grad_enabled = True
+
+
+@contextlib.contextmanager
+def no_grad():
+    """Ops recorded inside do not require gradients."""
+    global _grad_enabled
+    previous, _grad_enabled = _grad_enabled, False
+    try:
+        yield
+    finally:
+        _grad_enabled = previous
+
+
+@contextlib.contextmanager
+def enable_grad():
+    global _grad_enabled
+    previous, _grad_enabled = _grad_enabled, True
+    try:
+        yield
+    finally:
+        _grad_enabled = previous
+
+
+def is_grad_enabled() -> bool:
+    return _grad_enabled
+
+
+def explain(t: Tensor) -> str:
+    """The kernels realizing t would run: fused ops, inputs, and the reason for every boundary."""
+    text = explain_schedule(t.schedule())
+    print(text)
+    return text
+
+
+def realize(*tensors: Tensor) -> None:
+    """Realize several tensors in one schedule (shared work is computed once)."""
+    from lazytensor.realize import realize as _realize
+    pending = [t for t in tensors if t.node.op is not t.node.op.BUFFER]
+    by_device: dict[str, list[Tensor]] = {}
+    for t in pending:
+        by_device.setdefault(t.device, []).append(t)
+    for device, ts in by_device.items():
+        nodes = _realize([t.node for t in ts], device)
+        for t, n in zip(ts, nodes):
+            t.node = n
+
+
+def _module_function(name: str):
+    def fn(x: Tensor, *args, **kwargs):
+        return getattr(x, name)(*args, **kwargs)
+    fn.__name__ = name
+    fn.__doc__ = f"lt.{name}(x, ...) is x.{name}(...)."
+    return fn
+
+
+for _name in ("abs", "neg", "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sqrt", "rsqrt", "sin",
+              "cos", "tan", "asin", "acos", "atan", "atan2", "sinh", "cosh", "tanh", "erf", "floor", "ceil",
+              "round", "trunc", "frac", "sign", "square", "reciprocal", "sigmoid", "relu", "pow", "isnan",
+              "isinf", "isfinite", "nan_to_num", "lerp", "sum", "mean", "prod", "amax", "amin", "argmax",
+              "argmin", "std", "var", "any", "all", "logsumexp", "softmax", "log_softmax", "cumsum",
+              "cumprod", "norm", "reshape", "permute", "transpose", "swapaxes", "flatten", "unflatten",
+              "squeeze", "unsqueeze", "flip", "roll", "tril", "triu", "split", "chunk", "unbind", "gather",
+              "index_select", "scatter", "scatter_add", "scatter_reduce", "index_add", "masked_fill",
+              "masked_select", "nonzero", "dot", "mm", "bmm", "outer", "add", "sub", "mul", "div",
+              "remainder", "fmod", "floor_divide", "eq", "ne", "lt", "le", "gt", "ge", "logical_and",
+              "logical_or", "logical_xor", "logical_not", "bitwise_and", "bitwise_or", "bitwise_xor",
+              "bitwise_not", "max", "min", "narrow", "movedim", "diagonal", "diag", "take", "allclose",
+              "isclose", "equal", "broadcast_to", "expand_as", "repeat_interleave", "tile", "count_nonzero",
+              "signbit", "fmax", "fmin", "var_mean", "std_mean", "argwhere", "take_along_dim", "clone",
+              "float_power", "sgn", "asinh", "acosh", "atanh", "arctan2", "moveaxis", "ravel", "t",
+              "tensor_split", "negative", "absolute", "fix", "erfc", "numel", "masked_scatter",
+              "index_copy", "index_fill", "sinh", "minimum", "maximum"):
+    if _name not in globals():
+        globals()[_name] = _module_function(_name)

@@ -1,0 +1,271 @@
+"""The op graph: one immutable, hash-consed node type.
+
+Equal subgraphs are the same object (`Node.make` looks them up in a weak table), so common
+subexpressions are shared for free and a node can be used as a dict key by identity.
+Shapes and dtypes are inferred here, one small function per op family. Broadcasting is never
+implicit: sources of an elementwise op must already have equal shapes (the front end inserts
+explicit RESHAPE/EXPAND).
+"""
+from __future__ import annotations
+
+import math
+import weakref
+from typing import Any, Callable, Iterable
+
+from lazytensor import dtypes
+from lazytensor.dtypes import DType
+from lazytensor.ops import BINARY, COMPARISON, MOVEMENT, UNARY, Op
+
+Shape = tuple[int, ...]
+
+
+def _arg_key(arg: Any) -> Any:
+    """A hashable key that tells 0.0 from -0.0 and matches NaN with itself."""
+    if isinstance(arg, float):
+        return ("float", arg.hex())
+    if isinstance(arg, tuple):
+        return tuple(_arg_key(a) for a in arg)
+    return arg
+
+
+class Node:
+    """One op in the graph: `op` applied to `srcs` with argument `arg`, giving `dtype`/`shape`.
+
+    Never construct directly; use `Node.make` (or the helpers below) so equal nodes are shared.
+    """
+    __slots__ = ("op", "dtype", "srcs", "arg", "shape", "__weakref__", "_bounds")
+    _table: "weakref.WeakValueDictionary[tuple, Node]" = weakref.WeakValueDictionary()
+
+    op: Op
+    dtype: DType
+    srcs: tuple["Node", ...]
+    arg: Any
+    shape: Shape
+
+    @staticmethod
+    def make(op: Op, dtype: DType, srcs: tuple["Node", ...] = (), arg: Any = None,
+             shape: Shape = ()) -> "Node":
+        key = (op, dtype, srcs, _arg_key(arg), shape)
+        found = Node._table.get(key)
+        if found is not None:
+            return found
+        node = object.__new__(Node)
+        node.op, node.dtype, node.srcs, node.arg, node.shape = op, dtype, srcs, arg, shape
+        node._bounds = None
+        Node._table[key] = node
+        return node
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    def __repr__(self) -> str:
+        arg = "" if self.arg is None or self.op is Op.BUFFER else f", {self.arg}"
+        return f"<{self.op.name} {self.dtype.name}{list(self.shape)}{arg} ({len(self.srcs)} srcs)>"
+
+
+def toposort(roots: Iterable[Node], stop: "Callable[[Node], bool] | None" = None) -> list[Node]:
+    """All nodes reachable from roots, each after its sources. Iterative: graphs can be deep.
+
+    Nodes for which stop(node) is true are included but not walked into."""
+    order: list[Node] = []
+    seen: set[int] = set()
+    for root in roots:
+        if id(root) in seen:
+            continue
+        stack: list[tuple[Node, bool]] = [(root, False)]
+        while stack:
+            node, expanded = stack.pop()
+            if expanded:
+                order.append(node)
+                continue
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            stack.append((node, True))
+            if stop is not None and stop(node):
+                continue
+            for s in reversed(node.srcs):
+                if id(s) not in seen:
+                    stack.append((s, False))
+    return order
+
+
+# ----------------------------------------------------------------------------------------------
+# Constructors with shape/dtype inference. They also fold trivial movement (identity views,
+# views of views, views of constants) so graphs stay small; algebra lives in rewrite rules.
+# ----------------------------------------------------------------------------------------------
+
+def const(value: float | int | bool, dtype: DType, shape: Shape = ()) -> Node:
+    """A constant broadcast over shape."""
+    return Node.make(Op.CONST, dtype, (), dtypes.cast_scalar(value, dtype), tuple(shape))
+
+
+def iota(n: int, dtype: DType = dtypes.int32) -> Node:
+    """[0, 1, ..., n-1]."""
+    return Node.make(Op.IOTA, dtype, (), None, (n,))
+
+
+def buffer(buf: Any, dtype: DType, shape: Shape) -> Node:
+    """A leaf standing for a realized buffer (contiguous, row-major)."""
+    return Node.make(Op.BUFFER, dtype, (), buf, tuple(shape))
+
+
+def unary(op: Op, x: Node) -> Node:
+    assert op in UNARY and op not in (Op.CAST, Op.BITCAST), op
+    return Node.make(op, x.dtype, (x,), None, x.shape)
+
+
+def cast(x: Node, dtype: DType) -> Node:
+    if x.dtype == dtype:
+        return x
+    if x.op is Op.CONST:
+        return const(x.arg, dtype, x.shape)
+    return Node.make(Op.CAST, dtype, (x,), None, x.shape)
+
+
+def bitcast(x: Node, dtype: DType) -> Node:
+    assert x.dtype.itemsize == dtype.itemsize, (x.dtype, dtype)
+    if x.dtype == dtype:
+        return x
+    return Node.make(Op.BITCAST, dtype, (x,), None, x.shape)
+
+
+def binary(op: Op, a: Node, b: Node) -> Node:
+    assert op in BINARY, op
+    assert a.shape == b.shape, f"{op.name}: shapes {a.shape} and {b.shape} (broadcast first)"
+    assert a.dtype == b.dtype or op in (Op.SHL, Op.SHR), f"{op.name}: dtypes {a.dtype} and {b.dtype}"
+    out = dtypes.bool_ if op in COMPARISON else a.dtype
+    return Node.make(op, out, (a, b), None, a.shape)
+
+
+def where(cond: Node, a: Node, b: Node) -> Node:
+    assert cond.shape == a.shape == b.shape and cond.dtype == dtypes.bool_ and a.dtype == b.dtype
+    return Node.make(Op.WHERE, a.dtype, (cond, a, b), None, a.shape)
+
+
+def reduce(x: Node, op: Op, axes: tuple[int, ...]) -> Node:
+    """Reduce over axes with op (ADD, MUL or MAX); reduced axes keep size 1."""
+    axes = tuple(sorted(a for a in set(axes) if x.shape[a] != 1))
+    if not axes:
+        return x
+    shape = tuple(1 if i in axes else s for i, s in enumerate(x.shape))
+    return Node.make(Op.REDUCE, x.dtype, (x,), (op, axes), shape)
+
+
+def reshape(x: Node, shape: Shape) -> Node:
+    shape = tuple(shape)
+    assert math.prod(shape) == x.numel, f"reshape {x.shape} -> {shape}"
+    if shape == x.shape:
+        return x
+    if x.op is Op.CONST:
+        return const(x.arg, x.dtype, shape)
+    if x.op is Op.RESHAPE:
+        return reshape(x.srcs[0], shape)
+    return Node.make(Op.RESHAPE, x.dtype, (x,), shape, shape)
+
+
+def permute(x: Node, order: tuple[int, ...]) -> Node:
+    order = tuple(order)
+    assert sorted(order) == list(range(len(x.shape))), f"permute {x.shape} by {order}"
+    if order == tuple(range(len(order))):
+        return x
+    shape = tuple(x.shape[i] for i in order)
+    if x.op is Op.CONST:
+        return const(x.arg, x.dtype, shape)
+    if x.op is Op.PERMUTE:
+        inner = x.arg
+        return permute(x.srcs[0], tuple(inner[i] for i in order))
+    return Node.make(Op.PERMUTE, x.dtype, (x,), order, shape)
+
+
+def expand(x: Node, shape: Shape) -> Node:
+    shape = tuple(shape)
+    assert len(shape) == len(x.shape) and all(s == n or s == 1 for s, n in zip(x.shape, shape)), \
+        f"expand {x.shape} -> {shape}"
+    if shape == x.shape:
+        return x
+    if x.op is Op.CONST:
+        return const(x.arg, x.dtype, shape)
+    if x.op is Op.EXPAND:
+        return expand(x.srcs[0], shape)
+    return Node.make(Op.EXPAND, x.dtype, (x,), shape, shape)
+
+
+def pad(x: Node, padding: tuple[tuple[int, int], ...]) -> Node:
+    padding = tuple((int(b), int(a)) for b, a in padding)
+    assert len(padding) == len(x.shape) and all(b >= 0 and a >= 0 for b, a in padding)
+    if all(b == 0 and a == 0 for b, a in padding):
+        return x
+    shape = tuple(s + b + a for s, (b, a) in zip(x.shape, padding))
+    if x.op is Op.CONST and x.arg == 0:
+        return const(0, x.dtype, shape)
+    return Node.make(Op.PAD, x.dtype, (x,), padding, shape)
+
+
+def shrink(x: Node, bounds: tuple[tuple[int, int], ...]) -> Node:
+    bounds = tuple((int(s), int(e)) for s, e in bounds)
+    assert len(bounds) == len(x.shape) and all(0 <= s <= e <= n for (s, e), n in zip(bounds, x.shape))
+    if all(s == 0 and e == n for (s, e), n in zip(bounds, x.shape)):
+        return x
+    shape = tuple(e - s for s, e in bounds)
+    if x.op is Op.CONST:
+        return const(x.arg, x.dtype, shape)
+    if x.op is Op.SHRINK:
+        inner = x.arg
+        return shrink(x.srcs[0], tuple((i0 + s, i0 + e) for (i0, _), (s, e) in zip(inner, bounds)))
+    return Node.make(Op.SHRINK, x.dtype, (x,), bounds, shape)
+
+
+def flip(x: Node, axes: tuple[int, ...]) -> Node:
+    axes = tuple(sorted(a for a in set(axes) if x.shape[a] > 1))
+    if not axes:
+        return x
+    if x.op is Op.CONST:
+        return x
+    if x.op is Op.FLIP:
+        remaining = tuple(sorted(set(x.arg) ^ set(axes)))
+        return flip(x.srcs[0], remaining)
+    return Node.make(Op.FLIP, x.dtype, (x,), axes, x.shape)
+
+
+def contiguous(x: Node) -> Node:
+    return Node.make(Op.CONTIGUOUS, x.dtype, (x,), None, x.shape)
+
+
+def copy_to(x: Node, device: str) -> Node:
+    return Node.make(Op.COPY, x.dtype, (x,), device, x.shape)
+
+
+def index(src: Node, idxs: tuple[Node, ...]) -> Node:
+    """Gather: out[i] = src[idxs[0][i], ..., idxs[d-1][i]]; every idx has the output's shape."""
+    assert len(idxs) == len(src.shape) and idxs
+    shape = idxs[0].shape
+    assert all(i.shape == shape and (i.dtype.is_int) for i in idxs)
+    return Node.make(Op.INDEX, src.dtype, (src, *idxs), None, shape)
+
+
+def scatter(base: Node, src: Node, idxs: tuple[Node, ...], reduce_op: Op | None) -> Node:
+    """out = base; then out[idxs[0][i], ...] (reduce_op)= src[i] for every i in src's shape."""
+    assert len(idxs) == len(base.shape) and base.dtype == src.dtype
+    assert all(i.shape == src.shape and i.dtype.is_int for i in idxs)
+    return Node.make(Op.SCATTER, base.dtype, (base, src, *idxs), reduce_op, base.shape)
+
+
+def movement(op: Op, x: Node, arg: Any) -> Node:
+    """Apply a movement op by enum (used by rewrites that rebuild views)."""
+    assert op in MOVEMENT
+    builders = {Op.RESHAPE: reshape, Op.PERMUTE: permute, Op.EXPAND: expand, Op.PAD: pad,
+                Op.SHRINK: shrink, Op.FLIP: flip}
+    return builders[op](x, arg)
+
+
+def rebuild(node: Node, srcs: tuple[Node, ...]) -> Node:
+    """The same op as node over new sources (shape re-derived where it depends on sources)."""
+    if srcs == node.srcs:
+        return node
+    if node.op in MOVEMENT:
+        return movement(node.op, srcs[0], node.arg)
+    if node.op is Op.REDUCE:
+        return reduce(srcs[0], node.arg[0], node.arg[1])
+    return Node.make(node.op, node.dtype, srcs, node.arg, node.shape)

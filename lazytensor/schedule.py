@@ -1,0 +1,231 @@
+"""Graph → ordered kernels.
+
+The fusion policy lives here and only here:
+- elementwise ops and views fuse with each other, into the sources of a reduce and after it;
+- a node becomes a kernel output ("is materialized") only for a reason, recorded in words:
+  it was asked for (realize/contiguous), it is a reduce whose result is broadcast back
+  against a larger shape or feeds another reduce (it needs its own pass), it is a reduce used
+  by several consumers, a scatter (a push-style kernel), or a device copy.
+
+`create_schedule` is the stage entry point; each helper can be called on its own in tests.
+"""
+from __future__ import annotations
+
+import weakref
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from lazytensor import graph as g
+from lazytensor.graph import Node
+from lazytensor.ops import ELEMENTWISE, MOVEMENT, Op
+from lazytensor.rewrite import ALGEBRA_RULES, rewrite
+
+# Buffers of nodes that were realized: a later graph that still contains such a node reads the
+# buffer instead of recomputing it. Weak on both sides of the node's life.
+REALIZED: "weakref.WeakKeyDictionary[Node, Any]" = weakref.WeakKeyDictionary()
+
+REASON_OUTPUT = "output of realize()"
+REASON_CONTIGUOUS = "user asked for contiguous()"
+REASON_BROADCAST = "reduce result is broadcast against a larger shape (needs its own pass)"
+REASON_NESTED = "reduce result feeds another reduce (needs its own pass)"
+REASON_GATHER = "reduce result is read at data-dependent positions by a gather"
+REASON_SHARED = "reduce result has several consumers (computed once, stored)"
+REASON_SCATTER = "scatter writes by index (push-style kernel)"
+REASON_SCATTER_INPUT = "reduce result feeds a scatter"
+REASON_COPY = "copy to another device"
+REASON_EXPENSIVE = "costly input is broadcast inside a reduce (computed once, stored)"
+
+RECOMPUTE_LIMIT = 6
+"""An elementwise subgraph with more ops than this is stored rather than recomputed for every
+element of a reduce that broadcasts it (a matmul over a random or transformed operand)."""
+
+
+@dataclass
+class ScheduleItem:
+    """One kernel (or device copy) to run: its AST, where its inputs come from, and why it exists.
+
+    `ast` is the kernel's computation with every input replaced by a DEFINE_BUF placeholder
+    (arg = slot number, slot 0 is the output), so equal computations on new data give the
+    same AST object and hit the compiled-program cache.
+    """
+    kind: str                      # "kernel" or "copy"
+    ast: Node
+    output: Node                   # the graph node this item materializes
+    inputs: list[Node]             # graph nodes (BUFFER or earlier outputs), by slot 1..n
+    reason: str
+    device: str
+    fused_ops: list[str] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        return (f"<{self.kind} {list(self.output.shape)} {self.output.dtype.name} "
+                f"ops={'+'.join(self.fused_ops) or '-'} inputs={len(self.inputs)} ({self.reason})>")
+
+
+def substitute_realized(roots: list[Node]) -> dict[Node, Node]:
+    """Replace nodes realized earlier by BUFFER leaves holding their data."""
+    mapping: dict[Node, Node] = {}
+    for node in g.toposort(roots):
+        buf = REALIZED.get(node)
+        if buf is not None and node.op is not Op.BUFFER:
+            mapping[node] = g.buffer(buf, node.dtype, node.shape)
+        else:
+            mapping[node] = g.rebuild(node, tuple(mapping[s] for s in node.srcs))
+    return mapping
+
+
+def count_consumers(roots: list[Node]) -> Counter:
+    """How many distinct nodes use each node as a source."""
+    users: Counter = Counter()
+    for node in g.toposort(roots):
+        for s in set(node.srcs):
+            users[s] += 1
+    return users
+
+
+def find_materialized(roots: list[Node]) -> dict[Node, str]:
+    """Every node that must be a kernel output, with the reason (the fusion policy)."""
+    out: dict[Node, str] = {}
+    for r in roots:
+        if r.op is not Op.BUFFER:
+            out.setdefault(r, REASON_OUTPUT)
+    users = count_consumers(roots)
+    for node in g.toposort(roots):
+        if node.op is Op.CONTIGUOUS:
+            out.setdefault(node, REASON_CONTIGUOUS)
+        elif node.op is Op.SCATTER:
+            out.setdefault(node, REASON_SCATTER)
+        elif node.op is Op.COPY:
+            out.setdefault(node, REASON_COPY)
+        elif node.op is Op.REDUCE and users[node] > 1:
+            out.setdefault(node, REASON_SHARED)
+    # Walk each kernel's region from its output down; a reduce reached in a context where it
+    # cannot be computed inline (under a broadcast, inside another reduce, ...) is cut out.
+    worklist = list(out)
+    while worklist:
+        kernel_root = worklist.pop()
+        for node, reason in _reduces_to_cut(kernel_root, out):
+            if node not in out:
+                out[node] = reason
+                worklist.append(node)
+    return out
+
+
+def _reduces_to_cut(kernel_root: Node, materialized: dict[Node, str]) -> list[tuple[Node, str]]:
+    """Reduces inside kernel_root's region that must become their own kernels, with the reason."""
+    cut: list[tuple[Node, str]] = []
+    # context: None (plain), or the reason a reduce found here must be cut
+    start = kernel_root.srcs[0] if kernel_root.op is Op.CONTIGUOUS else kernel_root
+    stack: list[tuple[Node, str | None]] = []
+    if start.op is Op.SCATTER:
+        stack += [(s, REASON_SCATTER_INPUT) for s in start.srcs]
+    elif start.op is Op.REDUCE:
+        stack.append((start.srcs[0], REASON_NESTED))
+    elif start.op is Op.COPY:
+        return []
+    else:
+        stack.append((start, None))
+    seen: set[tuple[int, str | None]] = set()
+    while stack:
+        node, context = stack.pop()
+        if (id(node), context) in seen:
+            continue
+        seen.add((id(node), context))
+        if node is not start and node in materialized:
+            continue
+        if node.op is Op.REDUCE:
+            if context is not None:
+                cut.append((node, context))
+                continue
+            stack.append((node.srcs[0], REASON_NESTED))
+        elif node.op is Op.EXPAND and node.numel > node.srcs[0].numel:
+            src = _through_views(node.srcs[0])
+            if context == REASON_NESTED and src not in materialized and _op_count(src) > RECOMPUTE_LIMIT:
+                cut.append((src, REASON_EXPENSIVE))
+                continue
+            stack.append((node.srcs[0], context or REASON_BROADCAST))
+        elif node.op is Op.INDEX:
+            stack.append((node.srcs[0], context or REASON_GATHER))
+            stack += [(s, context) for s in node.srcs[1:]]
+        elif node.op in (Op.SCATTER, Op.CONTIGUOUS, Op.COPY):
+            continue  # always materialized
+        else:
+            stack += [(s, context) for s in node.srcs]
+    return cut
+
+
+def _through_views(node: Node) -> Node:
+    while node.op in MOVEMENT:
+        node = node.srcs[0]
+    return node
+
+
+def _op_count(node: Node, limit: int = RECOMPUTE_LIMIT + 1) -> int:
+    """Elementwise ops under node (stopping at buffers and reduces), counted up to limit."""
+    count = 0
+    stack, seen = [node], set()
+    while stack and count < limit:
+        n = stack.pop()
+        if id(n) in seen or n.op in (Op.BUFFER, Op.REDUCE, Op.CONTIGUOUS, Op.SCATTER, Op.COPY):
+            continue
+        seen.add(id(n))
+        if n.op in ELEMENTWISE or n.op is Op.INDEX:
+            count += 1
+        stack += n.srcs
+    return count
+
+
+def build_kernel_ast(root: Node, materialized: dict[Node, str]) -> tuple[Node, list[Node], list[str]]:
+    """The kernel computing `root`, inputs replaced by DEFINE_BUF slots 1..n (slot 0: output).
+
+    Returns (ast, input nodes by slot, names of the fused ops for display)."""
+    inputs: list[Node] = []
+    slot_of: dict[Node, Node] = {}
+    fused: list[str] = []
+    mapping: dict[Node, Node] = {}
+    body = root.srcs[0] if root.op is Op.CONTIGUOUS else root
+
+    def is_input(node: Node) -> bool:
+        return node.op is Op.BUFFER or (node is not body and node in materialized)
+
+    for node in g.toposort([body], stop=is_input):
+        if is_input(node):
+            if node not in slot_of:
+                inputs.append(node)
+                slot_of[node] = Node.make(Op.DEFINE_BUF, node.dtype, (), len(inputs), node.shape)
+            mapping[node] = slot_of[node]
+            continue
+        if node.op in ELEMENTWISE or node.op in (Op.REDUCE, Op.INDEX, Op.SCATTER):
+            name = node.op.name.lower() if node.op is not Op.REDUCE else f"reduce_{node.arg[0].name.lower()}"
+            fused.append(name)
+        mapping[node] = g.rebuild(node, tuple(mapping[s] for s in node.srcs))
+    return mapping[body], inputs, fused
+
+
+def create_schedule(roots: list[Node], device: str) -> tuple[list[ScheduleItem], dict[Node, Node]]:
+    """Graph → ordered kernels. Returns the items and, for each requested root, the node that
+    holds its value after the schedule runs (a BUFFER root needs no kernel)."""
+    mapping = substitute_realized(roots)
+    pre = [mapping[r] for r in roots]
+    simplified = rewrite(pre, ALGEBRA_RULES)
+    new_roots = [simplified[r] for r in pre]
+    materialized = find_materialized(new_roots)
+    items: list[ScheduleItem] = []
+    for node in g.toposort(new_roots):
+        if node not in materialized:
+            continue
+        reason = materialized[node]
+        if node.op is Op.COPY:
+            src = node.srcs[0]
+            items.append(ScheduleItem("copy", node, node, [src], reason, node.arg))
+            continue
+        ast, inputs, fused = build_kernel_ast(node, materialized)
+        items.append(ScheduleItem("kernel", ast, node, inputs, reason, device, fused))
+    return items, {r: simplified[mapping[r]] for r in roots}
+
+
+def is_pure_view(node: Node) -> bool:
+    """True for a chain of movement ops over one buffer (no arithmetic)."""
+    while node.op in MOVEMENT:
+        node = node.srcs[0]
+    return node.op is Op.BUFFER

@@ -1,0 +1,271 @@
+"""Index expressions and their simplification.
+
+Index math inside a kernel is built from scalar int64 nodes (graph.Node with shape ()):
+loop variables (RANGE), constants, ADD, MUL, IDIV and MOD by positive constants, and
+data-dependent values (a gathered index). Every value has known bounds (`bounds`), and the
+constructors here simplify as they build, using those bounds. The rules, by name:
+
+- fold constants                         3 + 4 → 7
+- flatten sums into linear forms         (a + 2b) + 3b → a + 5b
+- split multiples out of a division      (q·c + r) // c → q + r // c
+- small quotient                         r // c → k    when k·c ≤ r < (k+1)·c
+- drop multiples in a remainder          (q·c + r) % c → r % c
+- small remainder                        r % c → r     when 0 ≤ r < c
+- nested division                        (x // a) // b → x // (a·b)
+- recombine                              c·(x // c) + x % c → x
+- recombine nested                       x % c + c·((x // c) % b) → x % (c·b)
+- decided comparison                     a < b → true/false when the bounds decide it
+
+Only non-negative operands reach IDIV/MOD (indices are checked before use), so C's
+truncating division and floor division agree here.
+"""
+from __future__ import annotations
+
+from lazytensor import dtypes
+from lazytensor.dtypes import DType
+from lazytensor.graph import Node
+from lazytensor.ops import Op
+
+INDEX = dtypes.int64
+Bounds = tuple[int, int]
+
+
+def const(v: int | bool, dtype: DType = INDEX) -> Node:
+    return Node.make(Op.CONST, dtype, (), dtypes.cast_scalar(v, dtype), ())
+
+
+def loop_var(name: str, size: int) -> Node:
+    """A loop variable in [0, size)."""
+    return Node.make(Op.RANGE, INDEX, (), (name, size), ())
+
+
+def bounds(n: Node) -> Bounds:
+    """Inclusive (min, max) of an integer or bool scalar node."""
+    if n._bounds is None:
+        n._bounds = _compute_bounds(n)
+    return n._bounds
+
+
+def _compute_bounds(n: Node) -> Bounds:
+    op = n.op
+    if op is Op.CONST:
+        return (int(n.arg), int(n.arg))
+    if op is Op.RANGE:
+        return (0, n.arg[1] - 1)
+    if op is Op.CHECK_INDEX:
+        return (0, n.arg[0] - 1)
+    if op is Op.ADD:
+        (a0, a1), (b0, b1) = bounds(n.srcs[0]), bounds(n.srcs[1])
+        return (a0 + b0, a1 + b1)
+    if op is Op.MUL:
+        (a0, a1), (b0, b1) = bounds(n.srcs[0]), bounds(n.srcs[1])
+        products = (a0 * b0, a0 * b1, a1 * b0, a1 * b1)
+        return (min(products), max(products))
+    if op is Op.IDIV and n.srcs[1].op is Op.CONST and n.srcs[1].arg > 0:
+        (a0, a1), c = bounds(n.srcs[0]), n.srcs[1].arg
+        if a0 >= 0:
+            return (a0 // c, a1 // c)
+    if op is Op.MOD and n.srcs[1].op is Op.CONST and n.srcs[1].arg > 0:
+        (a0, a1), c = bounds(n.srcs[0]), n.srcs[1].arg
+        if a0 >= 0:
+            if a1 // c == a0 // c:
+                return (a0 % c, a1 % c)
+            return (0, c - 1)
+    if op is Op.MAX:
+        (a0, a1), (b0, b1) = bounds(n.srcs[0]), bounds(n.srcs[1])
+        return (max(a0, b0), max(a1, b1))
+    if op is Op.WHERE:
+        (a0, a1), (b0, b1) = bounds(n.srcs[1]), bounds(n.srcs[2])
+        return (min(a0, b0), max(a1, b1))
+    if n.dtype.is_bool or op in (Op.CMPLT, Op.CMPNE):
+        return (0, 1)
+    if op is Op.CAST and (n.srcs[0].dtype.is_int or n.srcs[0].dtype.is_bool):
+        s0, s1 = bounds(n.srcs[0])
+        lo, hi = int(dtypes.min_value(n.dtype)), int(dtypes.max_value(n.dtype))
+        if lo <= s0 and s1 <= hi:
+            return (s0, s1)
+    if n.dtype.is_int:
+        return (int(dtypes.min_value(n.dtype)), int(dtypes.max_value(n.dtype)))
+    raise ValueError(f"no integer bounds for {n}")
+
+
+# ---- linear forms: sum of coefficient·atom plus a constant ----
+
+def _linear(n: Node) -> tuple[dict[Node, int], int]:
+    """n as ({atom: coefficient}, constant). Atoms are nodes that are not ADD/MUL-by-const/CONST."""
+    if n.op is Op.CONST:
+        return {}, int(n.arg)
+    if n.op is Op.ADD:
+        ta, ca = _linear(n.srcs[0])
+        tb, cb = _linear(n.srcs[1])
+        terms = dict(ta)
+        for atom, coef in tb.items():
+            terms[atom] = terms.get(atom, 0) + coef
+        return {a: c for a, c in terms.items() if c != 0}, ca + cb
+    if n.op is Op.MUL and n.srcs[1].op is Op.CONST:
+        terms, c = _linear(n.srcs[0])
+        k = int(n.srcs[1].arg)
+        if k == 0:
+            return {}, 0
+        return {a: coef * k for a, coef in terms.items()}, c * k
+    return {n: 1}, 0
+
+
+def _recombine(terms: dict[Node, int]) -> dict[Node, int]:
+    """Apply 'recombine' and 'recombine nested' until nothing changes."""
+    changed = True
+    while changed:
+        changed = False
+        for atom, k in list(terms.items()):
+            if atom.op is not Op.MOD or atom.srcs[1].op is not Op.CONST or atom not in terms:
+                continue
+            x, c = atom.srcs[0], atom.srcs[1].arg
+            # c·(x // c) + x % c → x
+            quotient = _raw(Op.IDIV, x, const(c))
+            if terms.get(quotient) == k * c:
+                del terms[quotient], terms[atom]
+                _add_term(terms, x, k)
+                changed = True
+                continue
+            # x % c + c·((x // c) % b) → x % (c·b)
+            for other, k2 in list(terms.items()):
+                if (other.op is Op.MOD and other.srcs[0] is quotient and other.srcs[1].op is Op.CONST
+                        and k2 == k * c):
+                    b = other.srcs[1].arg
+                    del terms[other], terms[atom]
+                    _add_term(terms, mod(x, const(c * b)), k)
+                    changed = True
+                    break
+    return terms
+
+
+def _add_term(terms: dict[Node, int], atom: Node, k: int) -> None:
+    lin, c = _linear(atom)
+    assert c == 0 or atom.op is not Op.CONST
+    for a, coef in lin.items():
+        terms[a] = terms.get(a, 0) + coef * k
+        if terms[a] == 0:
+            del terms[a]
+
+
+def _raw(op: Op, a: Node, b: Node) -> Node:
+    """Build without simplifying (used to look up nodes that may already exist)."""
+    return Node.make(op, INDEX, (a, b), None, ())
+
+
+def _from_linear(terms: dict[Node, int], c: int) -> Node:
+    """Rebuild a canonical sum: terms in first-seen order (deterministic source), then the constant."""
+    out: Node | None = None
+    for atom, coef in terms.items():
+        term = atom if coef == 1 else _raw(Op.MUL, atom, const(coef))
+        out = term if out is None else _raw(Op.ADD, out, term)
+    if out is None:
+        return const(c)
+    return out if c == 0 else _raw(Op.ADD, out, const(c))
+
+
+# ---- public constructors ----
+
+def add(a: Node, b: Node) -> Node:
+    if a.op is Op.CONST and b.op is Op.CONST:
+        return const(a.arg + b.arg)
+    ta, ca = _linear(a)
+    tb, cb = _linear(b)
+    terms = dict(ta)
+    for atom, coef in tb.items():
+        terms[atom] = terms.get(atom, 0) + coef
+    terms = _recombine({k: v for k, v in terms.items() if v != 0})
+    return _from_linear(terms, ca + cb)
+
+
+def mul(a: Node, b: Node) -> Node:
+    if a.op is Op.CONST and b.op is not Op.CONST:
+        a, b = b, a
+    if b.op is Op.CONST:
+        k = int(b.arg)
+        if a.op is Op.CONST:
+            return const(a.arg * k)
+        if k == 0:
+            return const(0)
+        if k == 1:
+            return a
+        terms, c = _linear(a)
+        return _from_linear({t: coef * k for t, coef in terms.items()}, c * k)
+    return _raw(Op.MUL, a, b)
+
+
+def idiv(a: Node, c: int) -> Node:
+    """a // c for a positive constant c and non-negative a."""
+    assert c > 0
+    if c == 1:
+        return a
+    if a.op is Op.CONST:
+        return const(a.arg // c)
+    if a.op is Op.IDIV and a.srcs[1].op is Op.CONST:
+        return idiv(a.srcs[0], a.srcs[1].arg * c)
+    terms, k = _linear(a)
+    quotient_terms = {t: coef // c for t, coef in terms.items() if coef % c == 0}
+    rest_terms = {t: coef for t, coef in terms.items() if coef % c != 0}
+    quotient_const, rest_const = divmod(k, c)
+    quotient = _from_linear(quotient_terms, quotient_const)
+    rest = _from_linear(rest_terms, rest_const)
+    lo, hi = bounds(rest)
+    if lo >= 0 and lo // c == hi // c:
+        return add(quotient, const(lo // c))
+    if lo < 0:   # cannot split safely: keep the division whole
+        return _raw(Op.IDIV, a, const(c))
+    return add(quotient, _raw(Op.IDIV, rest, const(c)))
+
+
+def mod(a: Node, c_node: Node | int) -> Node:
+    """a % c for a positive constant c and non-negative a."""
+    c = c_node if isinstance(c_node, int) else int(c_node.arg)
+    assert c > 0
+    if c == 1:
+        return const(0)
+    if a.op is Op.CONST:
+        return const(a.arg % c)
+    if a.op is Op.MOD and a.srcs[1].op is Op.CONST and a.srcs[1].arg % c == 0:
+        return mod(a.srcs[0], c)
+    terms, k = _linear(a)
+    rest_terms = {t: coef for t, coef in terms.items() if coef % c != 0}
+    rest = _from_linear(rest_terms, k % c)
+    lo, hi = bounds(rest)
+    if lo >= 0 and hi < c:
+        return rest
+    if lo >= 0 and lo // c == hi // c:
+        return add(rest, const(-(lo // c) * c))
+    if bounds(a)[0] < 0 or lo < 0:
+        return _raw(Op.MOD, a, const(c))
+    return _raw(Op.MOD, rest, const(c))
+
+
+def lt(a: Node, b: Node) -> Node:
+    """a < b as a bool node, decided at build time when the bounds allow."""
+    (a0, a1), (b0, b1) = bounds(a), bounds(b)
+    if a1 < b0:
+        return const(True, dtypes.bool_)
+    if a0 >= b1:
+        return const(False, dtypes.bool_)
+    return Node.make(Op.CMPLT, dtypes.bool_, (a, b), None, ())
+
+
+def ge(a: Node, b: Node) -> Node:
+    """a >= b, as (b - 1) < a for integers."""
+    return lt(add(b, const(-1)), a)
+
+
+def logical_and(a: Node | None, b: Node | None) -> Node | None:
+    """Conjunction of optional conditions; None means 'always true'."""
+    for x, y in ((a, b), (b, a)):
+        if x is None or (x.op is Op.CONST and x.arg is True):
+            return y
+        if x.op is Op.CONST and x.arg is False:
+            return x
+    if a is b:
+        return a
+    return Node.make(Op.AND, dtypes.bool_, (a, b), None, ())
+
+
+def is_false(cond: Node | None) -> bool:
+    return cond is not None and cond.op is Op.CONST and cond.arg is False

@@ -1,0 +1,458 @@
+"""The Tensor: a graph node plus a device. Every op records graph nodes; nothing runs until a
+value is needed (`realize`, `numpy`, `item`, `tolist`, printing).
+
+This file holds the core: construction, conversion, broadcasting and type promotion, and the
+thin wrappers over primitive ops that the op families build on. The families themselves live
+in tensor_*.py mixins (elementwise, reduce, movement, indexing, linalg), each composed from
+the wrappers here, so every backend and the autograd get them for free.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from lazytensor import config, dtypes
+from lazytensor import graph as g
+from lazytensor.dtypes import DType
+from lazytensor.graph import Node
+from lazytensor.ops import Op
+from lazytensor.runtime.device import Buffer, canonical_device
+from lazytensor.tensor_elementwise import ElementwiseMixin
+from lazytensor.tensor_indexing import IndexingMixin
+from lazytensor.tensor_linalg import LinalgMixin
+from lazytensor.tensor_movement import MovementMixin
+from lazytensor.tensor_reduce import ReduceMixin
+
+Scalar = int | float | bool
+
+
+class _DefaultDevice:
+    """`lt.Device.DEFAULT`: the device new tensors go to (CPU unless CL=1 or CUDA=1)."""
+    _value: str | None = None
+
+    @property
+    def DEFAULT(self) -> str:
+        if self._value is None:
+            self._value = config.default_device()
+        return self._value
+
+    @DEFAULT.setter
+    def DEFAULT(self, name: str) -> None:
+        self._value = canonical_device(name)
+
+
+Device = _DefaultDevice()
+
+
+def _infer_dtype(data: Any) -> DType:
+    """The dtype torch.tensor would give nested Python data."""
+    flat = np.asarray(data, dtype=object).reshape(-1) if not isinstance(data, (int, float, bool)) else [data]
+    kinds = set()
+    for v in flat:
+        if isinstance(v, (bool, np.bool_)):
+            kinds.add("b")
+        elif isinstance(v, (int, np.integer)):
+            kinds.add("i")
+        elif isinstance(v, (float, np.floating)):
+            kinds.add("f")
+        elif isinstance(v, Tensor):
+            kinds.add(v.dtype.kind)
+        else:
+            raise TypeError(f"tensor(): cannot make a tensor from element of type {type(v).__name__}")
+    if "f" in kinds:
+        return dtypes.default_float
+    if "i" in kinds or "u" in kinds:
+        return dtypes.int64
+    if "b" in kinds:
+        return dtypes.bool_
+    return dtypes.default_float   # empty list
+
+
+def _to_numpy_storage(arr: np.ndarray, dtype: DType) -> np.ndarray:
+    """Host array in the layout our buffers use (bfloat16 as its 16 high float32 bits)."""
+    if dtype is dtypes.bfloat16:
+        f32 = np.ascontiguousarray(arr, dtype=np.float32)
+        bits = f32.view(np.uint32)
+        rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
+        nan = np.isnan(f32)
+        rounded[nan] = ((bits[nan] >> 16) | 0x40).astype(np.uint16)
+        return rounded
+    return np.ascontiguousarray(arr, dtype=dtype.np)
+
+
+class Tensor(ElementwiseMixin, ReduceMixin, MovementMixin, IndexingMixin, LinalgMixin):
+    """A lazy n-dimensional array with PyTorch's API."""
+    __array_priority__ = 1000   # make numpy_array + tensor call our __radd__
+
+    def __init__(self, data: Any, dtype: Any = None, device: str | None = None,
+                 requires_grad: bool = False) -> None:
+        dev = canonical_device(device) if device is not None else Device.DEFAULT
+        want = dtypes.to_dtype(dtype) if dtype is not None else None
+        if isinstance(data, Tensor):
+            t = data.to(dev)
+            if want is not None:
+                t = t.to(want)
+            self.node, self.device = t.node, t.device
+        elif isinstance(data, Node):
+            self.node, self.device = data, dev
+        else:
+            if isinstance(data, np.ndarray):
+                if data.dtype == object:
+                    raise TypeError("tensor(): NumPy arrays of dtype object are not supported")
+                if data.dtype.kind == "c":
+                    raise TypeError("tensor(): complex numbers are not supported")
+                dt = want or dtypes.to_dtype(data.dtype)
+                arr = data
+            else:
+                if isinstance(data, (list, tuple)) and any(isinstance(v, Tensor) for v in _flatten(data)):
+                    data = _nested_tensor_values(data)
+                dt = want or _infer_dtype(data)
+                arr = np.array(data, dtype=np.float64 if dt.is_float else object)
+                if arr.dtype == object:
+                    arr = np.array(data)
+                _check_ragged(arr, data)
+            self.node = _buffer_node_from_array(np.asarray(arr), dt, dev)
+            self.device = dev
+        self.requires_grad = bool(requires_grad)
+        self.grad: Tensor | None = None
+        self._version = 0
+
+    # ---- construction from graph nodes ----
+    @classmethod
+    def _from_node(cls, node: Node, device: str, requires_grad: bool = False) -> "Tensor":
+        t = object.__new__(cls)
+        t.node, t.device, t.requires_grad, t.grad, t._version = node, device, requires_grad, None, 0
+        return t
+
+    def _new(self, node: Node) -> "Tensor":
+        """A tensor for `node` on this tensor's device."""
+        return Tensor._from_node(node, self.device)
+
+    # ---- properties ----
+    @property
+    def shape(self) -> "Size":
+        return Size(self.node.shape)
+
+    @property
+    def dtype(self) -> DType:
+        return self.node.dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self.node.shape)
+
+    def dim(self) -> int:
+        return self.ndim
+
+    def numel(self) -> int:
+        return self.node.numel
+
+    def nelement(self) -> int:
+        return self.node.numel
+
+    def size(self, dim: int | None = None) -> "Size | int":
+        if dim is None:
+            return self.shape
+        return self.node.shape[self._axis(dim, "size")]
+
+    def element_size(self) -> int:
+        return self.dtype.itemsize
+
+    @property
+    def is_floating_point_(self) -> bool:
+        return self.dtype.is_float
+
+    def is_floating_point(self) -> bool:
+        return self.dtype.is_float
+
+    @property
+    def is_leaf(self) -> bool:
+        return True
+
+    def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.node.shape[0]
+
+    # ---- realization and conversion ----
+    def realize(self) -> "Tensor":
+        """Compute this tensor now (schedule → compile, cached → run); returns self."""
+        from lazytensor.realize import realize
+        if self.node.op is not Op.BUFFER:
+            (self.node,) = realize([self.node], self.device)
+        return self
+
+    def schedule(self) -> list:
+        """The kernels realize() would run, each with its fused ops and boundary reason."""
+        from lazytensor.schedule import create_schedule
+        return create_schedule([self.node], self.device)[0]
+
+    def numpy(self) -> np.ndarray:
+        """A NumPy copy of the value (realizes)."""
+        self.realize()
+        buf: Buffer = self.node.arg
+        raw = buf.copyout()
+        if self.dtype is dtypes.bfloat16:
+            bits = raw.view(np.uint16).astype(np.uint32) << 16
+            return bits.view(np.float32).reshape(self.node.shape)
+        return raw.view(self.dtype.np).reshape(self.node.shape)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        a = self.numpy()
+        return a if dtype is None else a.astype(dtype)
+
+    def tolist(self) -> Any:
+        return self.numpy().tolist()
+
+    def item(self) -> Scalar:
+        if self.numel() != 1:
+            raise RuntimeError(f"item(): a tensor with {self.numel()} elements cannot be converted to a "
+                               "Python scalar; only one-element tensors can")
+        return self.numpy().reshape(()).item()
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __index__(self) -> int:
+        if not (self.dtype.is_int or self.dtype.is_bool) or self.numel() != 1:
+            raise TypeError("only integer tensors of a single element can be converted to an index")
+        return int(self.item())
+
+    def __bool__(self) -> bool:
+        if self.numel() != 1:
+            raise RuntimeError(f"Boolean value of Tensor with {self.numel()} elements is ambiguous")
+        return bool(self.item())
+
+    def __repr__(self) -> str:
+        values = np.array2string(self.numpy(), separator=", ", precision=4)
+        extra = "" if self.dtype in (dtypes.float32, dtypes.int64, dtypes.bool_) else f", dtype={self.dtype}"
+        dev = "" if self.device == "CPU" else f", device='{self.device}'"
+        return f"tensor({values}{extra}{dev})"
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __iter__(self):
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.shape[0]))
+
+    def to(self, *args: Any, **kwargs: Any) -> "Tensor":
+        """to(device), to(dtype), to(device, dtype) or to(other_tensor)."""
+        device, dtype = kwargs.get("device"), kwargs.get("dtype")
+        for a in args:
+            if isinstance(a, Tensor):
+                device, dtype = a.device, a.dtype
+            elif isinstance(a, DType) or (not isinstance(a, str) and a is not None and _looks_like_dtype(a)):
+                dtype = a
+            elif isinstance(a, str):
+                try:
+                    device = canonical_device(a)
+                except ValueError:
+                    dtype = a
+        out = self
+        if dtype is not None and dtypes.to_dtype(dtype) != self.dtype:
+            out = out.cast(dtypes.to_dtype(dtype))
+        if device is not None and canonical_device(device) != self.device:
+            target = canonical_device(device)
+            src = out.contiguous().realize() if out.node.op is not Op.BUFFER else out
+            out = Tensor._from_node(g.copy_to(src.node, target), target)
+        return out
+
+    def cpu(self) -> "Tensor":
+        return self.to("CPU")
+
+    def type(self, dtype: Any = None) -> "Tensor | str":
+        if dtype is None:
+            return f"lazytensor.{self.dtype.name}"
+        return self.to(dtypes.to_dtype(dtype))
+
+    def float(self) -> "Tensor":
+        return self.cast(dtypes.float32)
+
+    def half(self) -> "Tensor":
+        return self.cast(dtypes.float16)
+
+    def double(self) -> "Tensor":
+        return self.cast(dtypes.float64)
+
+    def int(self) -> "Tensor":
+        return self.cast(dtypes.int32)
+
+    def long(self) -> "Tensor":
+        return self.cast(dtypes.int64)
+
+    def bool(self) -> "Tensor":
+        return self.cast(dtypes.bool_)
+
+    def bfloat16(self) -> "Tensor":
+        return self.cast(dtypes.bfloat16)
+
+    def short(self) -> "Tensor":
+        return self.cast(dtypes.int16)
+
+    def byte(self) -> "Tensor":
+        return self.cast(dtypes.uint8)
+
+    def char(self) -> "Tensor":
+        return self.cast(dtypes.int8)
+
+    def contiguous(self) -> "Tensor":
+        """A kernel boundary: the value is materialized in its own buffer when realized."""
+        if self.node.op is Op.BUFFER:
+            return self
+        return self._new(g.contiguous(self.node))
+
+    def clone(self) -> "Tensor":
+        return self._new(g.contiguous(self.node)) if self.node.op is not Op.BUFFER else \
+            self._new(g.contiguous(g.reshape(self.node, self.node.shape)))
+
+    def detach(self) -> "Tensor":
+        return self._new(self.node)
+
+    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+        self.requires_grad = requires_grad
+        return self
+
+    # ---- primitive wrappers the op families use ----
+    def cast(self, dtype: DType) -> "Tensor":
+        return self._new(g.cast(self.node, dtypes.to_dtype(dtype)))
+
+    def bitcast(self, dtype: Any) -> "Tensor":
+        dt = dtypes.to_dtype(dtype)
+        if dt.itemsize != self.dtype.itemsize:
+            raise TypeError(f"bitcast: {self.dtype} and {dt} differ in size")
+        return self._new(g.bitcast(self.node, dt))
+
+    view_as_dtype = bitcast
+
+    def _const(self, value: Scalar, dtype: DType | None = None, shape: Sequence[int] | None = None) -> "Tensor":
+        dt = dtype or self.dtype
+        return self._new(g.const(value, dt, tuple(self.node.shape if shape is None else shape)))
+
+    def _axis(self, dim: int, op: str, ndim: int | None = None) -> int:
+        """Normalize a possibly negative dim, with PyTorch's error for one out of range."""
+        n = self.ndim if ndim is None else ndim
+        lo, hi = (-1, 0) if n == 0 else (-n, n - 1)
+        if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool):
+            raise TypeError(f"{op}: dim must be an int, got {type(dim).__name__}")
+        if not lo <= dim <= hi:
+            raise IndexError(f"{op}: Dimension out of range (expected to be in range of [{lo}, {hi}], "
+                             f"but got {dim})")
+        return int(dim) % max(n, 1)
+
+    def _as_tensor(self, x: Any, dtype: DType | None = None) -> "Tensor":
+        """x as a tensor on this device (Python scalars become constants)."""
+        if isinstance(x, Tensor):
+            if x.device != self.device:
+                raise RuntimeError(f"Expected all tensors to be on the same device, but found at least two "
+                                   f"devices, {self.device} and {x.device}; move one with .to()")
+            return x
+        if isinstance(x, (bool, int, float, np.number, np.bool_)):
+            return self._new(g.const(x, dtype or dtypes.scalar_dtype(x), ()))
+        return Tensor(x, dtype=dtype, device=self.device)
+
+    def _broadcast_pair(self, other: Any, op: str, reverse: bool = False,
+                        dtype: DType | None = None) -> tuple["Tensor", "Tensor"]:
+        """Promote and broadcast self with other (a tensor or scalar) for a binary op."""
+        if isinstance(other, Tensor):
+            if other.device != self.device:
+                raise RuntimeError(f"{op}: Expected all tensors to be on the same device, but found at least "
+                                   f"two devices, {self.device} and {other.device}; move one with .to()")
+            out_dtype = dtype or dtypes.result_type(self, other)
+            o = other
+        elif isinstance(other, (bool, int, float, np.number, np.bool_)):
+            out_dtype = dtype or dtypes.result_type(self, other)
+            o = self._new(g.const(other, out_dtype, ()))
+        else:
+            o = Tensor(other, device=self.device)
+            out_dtype = dtype or dtypes.result_type(self, o)
+        a, b = self.cast(out_dtype), o.cast(out_dtype)
+        shape = broadcast_shapes(a.shape, b.shape, op=op)
+        a, b = a._broadcast_to(shape), b._broadcast_to(shape)
+        return (b, a) if reverse else (a, b)
+
+    def _broadcast_to(self, shape: tuple[int, ...]) -> "Tensor":
+        shape = tuple(shape)
+        if tuple(self.shape) == shape:
+            return self
+        padded = (1,) * (len(shape) - self.ndim) + tuple(self.shape)
+        node = g.reshape(self.node, padded)
+        return self._new(g.expand(node, shape))
+
+
+class Size(tuple):
+    """torch.Size: a tuple of ints with numel()."""
+
+    def numel(self) -> int:
+        return math.prod(self)
+
+    def __repr__(self) -> str:
+        return f"lazytensor.Size({list(self)})"
+
+
+def broadcast_shapes(*shapes: Sequence[int], op: str = "broadcast") -> tuple[int, ...]:
+    """NumPy/PyTorch broadcasting of shapes, with an error naming the op and the shapes."""
+    ndim = max((len(s) for s in shapes), default=0)
+    out = [1] * ndim
+    for s in shapes:
+        for i, n in enumerate((1,) * (ndim - len(s)) + tuple(s)):
+            if n == out[i] or n == 1:
+                continue
+            if out[i] == 1:
+                out[i] = n
+            else:
+                shown = " and ".join(str(tuple(x)) for x in shapes)
+                raise ValueError(f"{op}: shapes {shown} cannot be broadcast: size {out[i]} vs {n} at "
+                                 f"dimension {i - ndim}")
+    return tuple(out)
+
+
+def _flatten(data: Any) -> Iterable[Any]:
+    if isinstance(data, (list, tuple)):
+        for v in data:
+            yield from _flatten(v)
+    else:
+        yield data
+
+
+def _nested_tensor_values(data: Any) -> Any:
+    if isinstance(data, (list, tuple)):
+        return [_nested_tensor_values(v) for v in data]
+    if isinstance(data, Tensor):
+        return data.numpy().tolist()
+    return data
+
+
+def _check_ragged(arr: np.ndarray, data: Any) -> None:
+    if arr.dtype == object and arr.ndim >= 1 and any(isinstance(v, (list, tuple, np.ndarray))
+                                                     for v in arr.reshape(-1)):
+        raise ValueError("tensor(): expected a sequence of equal-length sequences (got a ragged list)")
+
+
+def _looks_like_dtype(a: Any) -> bool:
+    try:
+        dtypes.to_dtype(a)
+        return True
+    except TypeError:
+        return False
+
+
+def _buffer_node_from_array(arr: np.ndarray, dt: DType, device: str) -> Node:
+    """Copy host data into a new device buffer and return its graph leaf."""
+    host = _to_numpy_storage(np.asarray(arr), dt) if dt.is_float or dt.is_bool else \
+        _int_storage(np.asarray(arr), dt)
+    buf = Buffer(device, host.nbytes)
+    buf.copyin(host)
+    return g.buffer(buf, dt, tuple(arr.shape))
+
+
+def _int_storage(arr: np.ndarray, dt: DType) -> np.ndarray:
+    if arr.dtype.kind == "f":
+        return arr.astype(dt.np)
+    return arr.astype(dt.np, casting="unsafe")

@@ -1,0 +1,112 @@
+"""Linear algebra: matmul (batched, broadcasting, 1-D cases), dot, mm, bmm, outer, einsum.
+
+A matmul is a broadcast multiply and a sum over the shared axis; the scheduler fuses it into
+one reduce kernel, with any elementwise epilogue (bias, activation) fused after it.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from lazytensor import dtypes
+from lazytensor.ops import Op
+
+if TYPE_CHECKING:
+    from lazytensor.tensor import Tensor
+
+
+def _matmul_error(a: "Tensor", b: "Tensor", op: str) -> ValueError:
+    sa, sb = tuple(a.shape), tuple(b.shape)
+    msg = f"{op}: shapes {sa} @ {sb} do not line up: inner dimensions {sa[-1]} and " \
+          f"{sb[-2] if len(sb) > 1 else sb[0]} differ."
+    if len(sa) == 2 and len(sb) == 2:
+        hints = []
+        if sa[1] == sb[1]:
+            hints.append(f"a @ b.T {sa} @ {sb[::-1]}")
+        if sa[0] == sb[0]:
+            hints.append(f"a.T @ b {sa[::-1]} @ {sb}")
+        if hints:
+            msg += "\n  Did you mean " + "?  or ".join(hints) + "?"
+    return ValueError(msg)
+
+
+class LinalgMixin:
+    """matmul and friends."""
+
+    def matmul(self: "Tensor", other: "Tensor") -> "Tensor":
+        return _matmul(self, other, "matmul")
+
+    def __matmul__(self, other: "Tensor") -> "Tensor":
+        return _matmul(self, other, "matmul")
+
+    def __rmatmul__(self, other: "Tensor") -> "Tensor":
+        return _matmul(self._as_tensor(other), self, "matmul")
+
+    def mm(self: "Tensor", other: "Tensor") -> "Tensor":
+        if self.ndim != 2 or other.ndim != 2:
+            raise RuntimeError(f"mm: both arguments must be 2-D, got shapes {tuple(self.shape)} and "
+                               f"{tuple(other.shape)}")
+        return _matmul(self, other, "mm")
+
+    def bmm(self: "Tensor", other: "Tensor") -> "Tensor":
+        if self.ndim != 3 or other.ndim != 3 or self.shape[0] != other.shape[0]:
+            raise RuntimeError(f"bmm: expected 3-D tensors with equal batch size, got {tuple(self.shape)} and "
+                               f"{tuple(other.shape)}")
+        return _matmul(self, other, "bmm")
+
+    def dot(self: "Tensor", other: "Tensor") -> "Tensor":
+        if self.ndim != 1 or other.ndim != 1:
+            raise RuntimeError(f"dot: 1D tensors expected, but got {self.ndim}D and {other.ndim}D tensors")
+        if self.shape[0] != other.shape[0]:
+            raise RuntimeError(f"dot: inconsistent tensor size, expected tensor [{self.shape[0]}] and src "
+                               f"[{other.shape[0]}] to have the same number of elements")
+        return _matmul(self, other, "dot")
+
+    inner = dot
+
+    def vdot(self: "Tensor", other: "Tensor") -> "Tensor":
+        return self.dot(other)
+
+    def mv(self: "Tensor", vec: "Tensor") -> "Tensor":
+        return _matmul(self, vec, "mv")
+
+    def outer(self: "Tensor", other: "Tensor") -> "Tensor":
+        if self.ndim != 1 or other.ndim != 1:
+            raise RuntimeError("outer: both arguments must be 1-D")
+        return self.unsqueeze(1) * other.unsqueeze(0)
+
+    ger = outer
+
+    def addmm(self: "Tensor", mat1: "Tensor", mat2: "Tensor", beta: float = 1, alpha: float = 1) -> "Tensor":
+        return self * beta + mat1.mm(mat2) * alpha
+
+
+def _matmul(a: "Tensor", b: "Tensor", op: str) -> "Tensor":
+    if a.ndim == 0 or b.ndim == 0:
+        raise RuntimeError(f"{op}: both arguments to matmul need to be at least 1D, but they are "
+                           f"{a.ndim}D and {b.ndim}D")
+    if a.dtype != b.dtype:
+        target = dtypes.promote_types(a.dtype, b.dtype)
+        a, b = a.cast(target), b.cast(target)
+    squeeze_front = a.ndim == 1
+    squeeze_back = b.ndim == 1
+    x = a.unsqueeze(0) if squeeze_front else a
+    y = b.unsqueeze(1) if squeeze_back else b
+    if x.shape[-1] != y.shape[-2]:
+        raise _matmul_error(a, b, op)
+    from lazytensor.tensor import broadcast_shapes
+    batch = broadcast_shapes(tuple(x.shape[:-2]), tuple(y.shape[:-2]), op=op)
+    m, k, n = x.shape[-2], x.shape[-1], y.shape[-1]
+    x = x._broadcast_to(batch + (m, k))
+    y = y._broadcast_to(batch + (k, n))
+    # (..., m, 1, k) * (..., 1, n, k) summed over k
+    prod = x.unsqueeze(-2) * y.transpose(-1, -2).unsqueeze(-3)
+    acc = dtypes.acc_dtype(prod.dtype)
+    if prod.dtype.is_bool:
+        out = prod.cast(dtypes.uint8).amax(-1).cast(dtypes.bool_)
+    else:
+        out = prod.cast(acc)._reduce(Op.ADD, -1, False, op).cast(prod.dtype)
+    if squeeze_front:
+        out = out.squeeze(-2)
+    if squeeze_back:
+        out = out.squeeze(-1)
+    return out

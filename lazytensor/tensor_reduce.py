@@ -1,0 +1,233 @@
+"""Reductions (sum, mean, max, argmax, var, ...), softmax-style ops and scans.
+
+All build on one primitive, REDUCE (ADD, MUL or MAX over axes, keeping size-1 dims); the
+`dim=None|int|tuple, keepdim=False` conventions and PyTorch's output dtypes are handled here.
+"""
+from __future__ import annotations
+
+import math
+from collections import namedtuple
+from typing import TYPE_CHECKING, Any, Sequence
+
+from lazytensor import dtypes
+from lazytensor import graph as g
+from lazytensor.ops import Op
+
+if TYPE_CHECKING:
+    from lazytensor.tensor import Tensor
+
+ValuesIndices = namedtuple("ValuesIndices", ["values", "indices"])
+
+Dims = int | Sequence[int] | None
+
+
+class ReduceMixin:
+    """sum/mean/prod/max/min/argmax/argmin/std/var/any/all/logsumexp/softmax/cumsum/norm."""
+
+    def _reduce_axes(self: "Tensor", dim: Dims, op: str) -> tuple[int, ...]:
+        if dim is None:
+            return tuple(range(self.ndim))
+        dims = (dim,) if isinstance(dim, int) else tuple(dim)
+        axes = tuple(self._axis(d, op) for d in dims)
+        if len(set(axes)) != len(axes):
+            raise RuntimeError(f"{op}: dim {list(dims)} appears multiple times in the list of dims")
+        return axes if self.ndim else ()
+
+    def _reduce(self: "Tensor", op: Op, dim: Dims, keepdim: bool, name: str) -> "Tensor":
+        axes = self._reduce_axes(dim, name)
+        if op is Op.MAX and self.numel() == 0 and any(self.shape[a] == 0 for a in axes):
+            raise IndexError(f"{name}: cannot reduce over a zero-size dimension (no identity for max/min); "
+                             f"input shape {tuple(self.shape)}")
+        node = g.reduce(self.node, op, axes)
+        out = self._new(node)
+        if not keepdim:
+            out = out._new(g.reshape(node, tuple(s for i, s in enumerate(node.shape) if i not in axes)))
+        return out
+
+    def _accumulate_as(self: "Tensor", dtype: Any) -> "Tensor":
+        if dtype is not None:
+            return self.cast(dtypes.to_dtype(dtype))
+        return self.cast(dtypes.sum_dtype(self.dtype))
+
+    def sum(self: "Tensor", dim: Dims = None, keepdim: bool = False, dtype: Any = None,
+            axis: Dims = None) -> "Tensor":
+        dim = axis if dim is None else dim
+        x = self._accumulate_as(dtype)
+        acc = dtypes.acc_dtype(x.dtype)
+        return x.cast(acc)._reduce(Op.ADD, dim, keepdim, "sum").cast(x.dtype)
+
+    def prod(self: "Tensor", dim: int | None = None, keepdim: bool = False, dtype: Any = None) -> "Tensor":
+        x = self._accumulate_as(dtype)
+        acc = dtypes.acc_dtype(x.dtype)
+        return x.cast(acc)._reduce(Op.MUL, dim, keepdim, "prod").cast(x.dtype)
+
+    def mean(self: "Tensor", dim: Dims = None, keepdim: bool = False, dtype: Any = None,
+             axis: Dims = None) -> "Tensor":
+        dim = axis if dim is None else dim
+        x = self.cast(dtypes.to_dtype(dtype)) if dtype is not None else self
+        if not x.dtype.is_float:
+            raise RuntimeError(f"mean(): could not infer output dtype. Input dtype must be either a floating "
+                               f"point or complex dtype. Got: {x.dtype.name}; use .float() first")
+        axes = x._reduce_axes(dim, "mean")
+        count = math.prod(x.shape[a] for a in axes)
+        total = x.cast(dtypes.acc_dtype(x.dtype))._reduce(Op.ADD, dim, keepdim, "mean")
+        return (total / count if count else total * math.nan).cast(x.dtype)
+
+    def amax(self: "Tensor", dim: Dims = None, keepdim: bool = False) -> "Tensor":
+        if self.dtype.is_bool:
+            return self.cast(dtypes.uint8)._reduce(Op.MAX, dim, keepdim, "amax").cast(dtypes.bool_)
+        return self._reduce(Op.MAX, dim, keepdim, "amax")
+
+    def amin(self: "Tensor", dim: Dims = None, keepdim: bool = False) -> "Tensor":
+        if self.dtype.is_bool:
+            return self.cast(dtypes.uint8).amin(dim, keepdim).cast(dtypes.bool_)
+        if self.dtype.is_float:
+            return -((-self)._reduce(Op.MAX, dim, keepdim, "amin"))
+        return ~((~self)._reduce(Op.MAX, dim, keepdim, "amin"))
+
+    def max(self: "Tensor", dim: Any = None, keepdim: bool = False) -> Any:
+        """max() over everything, max(other) elementwise, or max(dim) → (values, indices)."""
+        from lazytensor.tensor import Tensor
+        if isinstance(dim, Tensor):
+            return self.maximum(dim)
+        if dim is None:
+            return self.amax()
+        return ValuesIndices(self.amax(dim, keepdim), self.argmax(dim, keepdim))
+
+    def min(self: "Tensor", dim: Any = None, keepdim: bool = False) -> Any:
+        from lazytensor.tensor import Tensor
+        if isinstance(dim, Tensor):
+            return self.minimum(dim)
+        if dim is None:
+            return self.amin()
+        return ValuesIndices(self.amin(dim, keepdim), self.argmin(dim, keepdim))
+
+    def _arg_extreme(self: "Tensor", dim: int | None, keepdim: bool, largest: bool, name: str) -> "Tensor":
+        x = self.reshape(-1) if dim is None else self
+        axis = 0 if dim is None else self._axis(dim, name)
+        if x.ndim == 0:
+            return self._const(0, dtypes.int64, ())
+        n = x.shape[axis]
+        if n == 0:
+            raise IndexError(f"{name}: Expected reduction dim {axis} to have non-zero size")
+        if x.dtype.is_bool:
+            x = x.cast(dtypes.uint8)
+        best = x.amax(axis, keepdim=True) if largest else x.amin(axis, keepdim=True)
+        hit = x == best
+        if x.dtype.is_float:
+            hit = hit | (x.isnan() & best.isnan())
+        # the first hit wins: score n - i for hits, 0 otherwise, take the max
+        positions = x._iota_along(axis)
+        score = hit._where(n - positions, x._const(0, dtypes.int64, ()))
+        first = n - score.amax(axis, keepdim=True)
+        if dim is None:
+            return first.reshape(()) if not keepdim else first.reshape((1,) * self.ndim)
+        return first if keepdim else first.squeeze(axis)
+
+    def _iota_along(self: "Tensor", axis: int) -> "Tensor":
+        """int64 tensor of this shape whose value is the index along axis."""
+        n = self.shape[axis]
+        shape = [1] * self.ndim
+        shape[axis] = n
+        node = g.reshape(g.iota(n, dtypes.int64), tuple(shape))
+        return self._new(g.expand(node, tuple(self.shape)))
+
+    def argmax(self: "Tensor", dim: int | None = None, keepdim: bool = False) -> "Tensor":
+        return self._arg_extreme(dim, keepdim, True, "argmax")
+
+    def argmin(self: "Tensor", dim: int | None = None, keepdim: bool = False) -> "Tensor":
+        return self._arg_extreme(dim, keepdim, False, "argmin")
+
+    def any(self: "Tensor", dim: Dims = None, keepdim: bool = False) -> "Tensor":
+        return self.cast(dtypes.bool_).cast(dtypes.uint8)._reduce(Op.MAX, dim, keepdim, "any").cast(dtypes.bool_)
+
+    def all(self: "Tensor", dim: Dims = None, keepdim: bool = False) -> "Tensor":
+        return self.logical_not().any(dim, keepdim).logical_not()
+
+    def count_nonzero(self: "Tensor", dim: Dims = None) -> "Tensor":
+        return (self != 0).sum(dim)
+
+    def var(self: "Tensor", dim: Dims = None, unbiased: bool | None = None, keepdim: bool = False,
+            correction: float | None = None) -> "Tensor":
+        if correction is None:
+            correction = 1 if unbiased is None or unbiased else 0
+        x = self._floating()
+        axes = x._reduce_axes(dim, "var")
+        n = math.prod(x.shape[a] for a in axes)
+        centered = x - x.mean(axes, keepdim=True)
+        return (centered * centered).sum(axes, keepdim=keepdim) / max(n - correction, 0)
+
+    def std(self: "Tensor", dim: Dims = None, unbiased: bool | None = None, keepdim: bool = False,
+            correction: float | None = None) -> "Tensor":
+        return self.var(dim, unbiased, keepdim, correction).sqrt()
+
+    def var_mean(self: "Tensor", dim: Dims = None, correction: float = 1, keepdim: bool = False):
+        return self.var(dim, keepdim=keepdim, correction=correction), self.mean(dim, keepdim=keepdim)
+
+    def std_mean(self: "Tensor", dim: Dims = None, correction: float = 1, keepdim: bool = False):
+        return self.std(dim, keepdim=keepdim, correction=correction), self.mean(dim, keepdim=keepdim)
+
+    def logsumexp(self: "Tensor", dim: Dims, keepdim: bool = False) -> "Tensor":
+        x = self._floating()
+        m = x.amax(dim, keepdim=True)
+        m = m.isinf()._where(m * 0, m)
+        out = (x - m).exp().sum(dim, keepdim=True).log() + m
+        if not keepdim:
+            out = out.squeeze(x._reduce_axes(dim, "logsumexp"))
+        return out
+
+    def softmax(self: "Tensor", dim: int = -1, dtype: Any = None) -> "Tensor":
+        x = self.cast(dtypes.to_dtype(dtype)) if dtype is not None else self._floating()
+        if x.ndim == 0:
+            return x * 0 + 1
+        e = (x - x.amax(dim, keepdim=True)).exp()
+        return e / e.sum(dim, keepdim=True)
+
+    def log_softmax(self: "Tensor", dim: int = -1, dtype: Any = None) -> "Tensor":
+        x = self.cast(dtypes.to_dtype(dtype)) if dtype is not None else self._floating()
+        if x.ndim == 0:
+            return x * 0
+        shifted = x - x.amax(dim, keepdim=True)
+        return shifted - shifted.exp().sum(dim, keepdim=True).log()
+
+    def _scan(self: "Tensor", dim: int, op: Op, name: str) -> "Tensor":
+        """Inclusive scan along dim: out[..., i] = reduce(x[..., :i+1]) (a masked O(n²) reduce)."""
+        axis = self._axis(dim, name)
+        if self.ndim == 0:
+            return self
+        n = self.shape[axis]
+        x = self.movedim(axis, -1)
+        # (..., i, j): x[..., j] where j <= i
+        rows = x.unsqueeze(-2)._broadcast_to(tuple(x.shape[:-1]) + (n, n))
+        i = self._new(g.reshape(g.iota(n, dtypes.int32), (n, 1)))
+        j = self._new(g.reshape(g.iota(n, dtypes.int32), (1, n)))
+        keep = (j <= i)
+        identity = 0 if op is Op.ADD else 1
+        masked = keep._where(rows, rows._const(identity, shape=()))
+        out = masked._reduce(op, -1, False, name)
+        return out.movedim(-1, axis)
+
+    def cumsum(self: "Tensor", dim: int, dtype: Any = None) -> "Tensor":
+        x = self._accumulate_as(dtype)
+        return x._scan(dim, Op.ADD, "cumsum")
+
+    def cumprod(self: "Tensor", dim: int, dtype: Any = None) -> "Tensor":
+        x = self._accumulate_as(dtype)
+        return x._scan(dim, Op.MUL, "cumprod")
+
+    def norm(self: "Tensor", p: Any = "fro", dim: Dims = None, keepdim: bool = False,
+             dtype: Any = None) -> "Tensor":
+        x = self.cast(dtypes.to_dtype(dtype)) if dtype is not None else self._floating()
+        if p in ("fro", 2, 2.0):
+            return (x * x).sum(dim, keepdim=keepdim).sqrt()
+        if p in (math.inf, "inf"):
+            return x.abs().amax(dim, keepdim)
+        if p in (-math.inf, "-inf"):
+            return x.abs().amin(dim, keepdim)
+        if p == 0:
+            return (x != 0).cast(x.dtype).sum(dim, keepdim=keepdim)
+        if p == 1:
+            return x.abs().sum(dim, keepdim=keepdim)
+        if isinstance(p, (int, float)):
+            return (x.abs() ** p).sum(dim, keepdim=keepdim) ** (1.0 / p)
+        raise ValueError(f"norm: unsupported p={p!r}")

@@ -1,0 +1,1 @@
+"""Runtimes: source and buffers in, results out. Knows nothing of graphs or dtypes."""

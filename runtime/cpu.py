@@ -1,0 +1,135 @@
+"""The CPU runtime: C source → shared library (system compiler, OpenMP when available) → ctypes.
+
+Compiled libraries live in the disk cache (runtime/cache.py) keyed by source, compiler
+identity and flags; loaded functions are kept in memory for the life of the process.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from lazytensor.runtime.cache import cache_key, cached_artifact
+from lazytensor.runtime.device import DeviceUnavailable
+
+ALIGNMENT = 64
+BASE_FLAGS = ["-O2", "-march=native", "-fPIC", "-shared", "-fwrapv", "-fno-math-errno"]
+
+
+class CompileError(RuntimeError):
+    """The C compiler rejected a kernel; the message carries the compiler's output and source."""
+
+
+def find_compiler() -> str:
+    for name in (os.environ.get("CC", ""), "cc", "gcc", "clang"):
+        if name and shutil.which(name):
+            return shutil.which(name)  # type: ignore[return-value]
+    raise DeviceUnavailable("the CPU device needs a C compiler (cc, gcc or clang) on PATH;"
+                            " install one, e.g. apt-get install gcc")
+
+
+def _compiler_identity(cc: str) -> str:
+    """Path, size and mtime: changes when the compiler is replaced, costs one stat."""
+    st = os.stat(os.path.realpath(cc))
+    return f"{os.path.realpath(cc)}:{st.st_size}:{int(st.st_mtime)}"
+
+
+def _openmp_works(cc: str) -> bool:
+    with tempfile.TemporaryDirectory() as d:
+        src = Path(d) / "t.c"
+        src.write_text("#include <omp.h>\nint f(void) { return omp_get_max_threads(); }\n")
+        r = subprocess.run([cc, "-fopenmp", "-fPIC", "-shared", str(src), "-o", str(Path(d) / "t.so")],
+                           capture_output=True)
+        return r.returncode == 0
+
+
+class CPUProgram:
+    """A loaded kernel function; call it with Buffers (slot order) and the error buffer."""
+
+    def __init__(self, fn: ctypes._CFuncPtr, lib: ctypes.CDLL, n_args: int) -> None:
+        self.fn, self.lib = fn, lib
+        fn.argtypes = [ctypes.c_void_p] * n_args
+        fn.restype = None
+
+    def __call__(self, *handles: np.ndarray, **_: object) -> float:
+        args = [h.ctypes.data for h in handles]
+        start = time.perf_counter()
+        self.fn(*args)
+        return time.perf_counter() - start
+
+
+class CPURuntime:
+    name = "CPU"
+
+    def __init__(self) -> None:
+        self.cc = find_compiler()
+        self.cc_id = _compiler_identity(self.cc)
+        self._flags: list[str] | None = None
+        self.programs: dict[tuple[str, str], CPUProgram] = {}
+        self.compiles = 0   # compiler invocations in this process (tests check the disk cache)
+
+    @property
+    def flags(self) -> list[str]:
+        if self._flags is None:
+            omp_key = cache_key("openmp-probe", self.cc_id)
+            marker = Path(tempfile.gettempdir()) / f"lazytensor-omp-{omp_key}"
+            if marker.exists():
+                has_omp = marker.read_text() == "1"
+            else:
+                has_omp = _openmp_works(self.cc)
+                marker.write_text("1" if has_omp else "0")
+            self._flags = BASE_FLAGS + (["-fopenmp"] if has_omp else [])
+        return self._flags
+
+    def alloc(self, nbytes: int) -> np.ndarray:
+        raw = np.empty(nbytes + ALIGNMENT, dtype=np.uint8)
+        offset = (-raw.ctypes.data) % ALIGNMENT
+        return raw[offset:offset + nbytes]
+
+    def copyin(self, handle: np.ndarray, data: memoryview) -> None:
+        handle[:] = np.frombuffer(data, dtype=np.uint8)
+
+    def copyout(self, handle: np.ndarray, nbytes: int) -> np.ndarray:
+        return handle[:nbytes].copy()
+
+    def synchronize(self) -> None:
+        pass
+
+    def compile(self, source: str, function_name: str, n_args: int) -> tuple[CPUProgram, bool]:
+        """(program, was_cached): from memory, else from the disk cache, else the compiler."""
+        found = self.programs.get((source, function_name))
+        if found is not None:
+            return found, True
+        flags = self.flags
+        key = cache_key(source, self.cc_id, " ".join(flags))
+
+        def build(out: Path) -> None:
+            with tempfile.TemporaryDirectory() as d:
+                src = Path(d) / f"{function_name}.c"
+                src.write_text(source)
+                r = subprocess.run([self.cc, *flags, str(src), "-o", str(out), "-lm"],
+                                   capture_output=True, text=True)
+                self.compiles += 1
+                if r.returncode != 0:
+                    raise CompileError(f"C compiler failed on kernel {function_name}:\n{r.stderr}\n"
+                                       f"--- source ---\n{_numbered(source)}")
+
+        path, cached = cached_artifact("cpu", key, ".so", build)
+        lib = ctypes.CDLL(str(path))
+        prog = CPUProgram(getattr(lib, function_name), lib, n_args)
+        self.programs[(source, function_name)] = prog
+        return prog, cached
+
+
+def _numbered(source: str) -> str:
+    return "\n".join(f"{i + 1:4d} | {line}" for i, line in enumerate(source.splitlines()))
+
+
+def create_runtime() -> CPURuntime:
+    return CPURuntime()
