@@ -24,6 +24,14 @@ def estimate_cost(item: ScheduleItem) -> tuple[int, int]:
     return flops, nbytes
 
 
+def summarize_ops(ops: list[str]) -> str:
+    """'add mul add exp' → 'add×2 mul exp' (first-appearance order)."""
+    counts: dict[str, int] = {}
+    for op in ops:
+        counts[op] = counts.get(op, 0) + 1
+    return " ".join(name if n == 1 else f"{name}×{n}" for name, n in counts.items())
+
+
 def explain_schedule(items: list[ScheduleItem]) -> str:
     """One block per kernel: output, inputs, fused ops, the reason for its boundary, cost."""
     lines = [f"schedule: {sum(1 for i in items if i.kind == 'kernel')} kernel(s), "
@@ -33,7 +41,7 @@ def explain_schedule(items: list[ScheduleItem]) -> str:
         lines.append(f"  [{k}] {item.kind} -> {_describe(item.output)} on {item.device}")
         lines.append(f"      why:    {item.reason}")
         if item.fused_ops:
-            lines.append(f"      fused:  {' '.join(item.fused_ops)}")
+            lines.append(f"      fused:  {summarize_ops(item.fused_ops)}")
         if item.inputs:
             lines.append(f"      inputs: {', '.join(_describe(n) for n in item.inputs)}")
         lines.append(f"      cost:   ~{flops} FLOPs, {nbytes} bytes")

@@ -12,6 +12,8 @@ constructors here simplify as they build, using those bounds. The rules, by name
 - drop multiples in a remainder          (q·c + r) % c → r % c
 - small remainder                        r % c → r     when 0 ≤ r < c
 - nested division                        (x // a) // b → x // (a·b)
+- common factor                          (g·A + r) // c → A // (c/g),  (g·A + r) % c → g·(A % (c/g)) + r
+                                         when g divides c and 0 ≤ r < g
 - recombine                              c·(x // c) + x % c → x
 - recombine nested                       x % c + c·((x // c) % b) → x % (c·b)
 - decided comparison                     a < b → true/false when the bounds decide it
@@ -194,6 +196,22 @@ def mul(a: Node, b: Node) -> Node:
     return _raw(Op.MUL, a, b)
 
 
+def _common_factor(terms: dict[Node, int], k: int, c: int) -> tuple[int, Node, Node] | None:
+    """Find g > 1 dividing c with a = g·A + r, 0 ≤ r < g; returns (g, A, r)."""
+    from math import gcd
+    for coef in sorted({abs(v) for v in terms.values()}, reverse=True):
+        g = gcd(coef, c)
+        if g <= 1:
+            continue
+        big = {t: v // g for t, v in terms.items() if v % g == 0}
+        small = {t: v for t, v in terms.items() if v % g != 0}
+        rest = _from_linear(small, k % g)
+        lo, hi = bounds(rest)
+        if lo >= 0 and hi < g and big:
+            return g, _from_linear(big, k // g), rest
+    return None
+
+
 def idiv(a: Node, c: int) -> Node:
     """a // c for a positive constant c and non-negative a."""
     assert c > 0
@@ -204,6 +222,10 @@ def idiv(a: Node, c: int) -> Node:
     if a.op is Op.IDIV and a.srcs[1].op is Op.CONST:
         return idiv(a.srcs[0], a.srcs[1].arg * c)
     terms, k = _linear(a)
+    factored = _common_factor(terms, k, c) if bounds(a)[0] >= 0 else None
+    if factored is not None:
+        g, big, _ = factored
+        return idiv(big, c // g)
     quotient_terms = {t: coef // c for t, coef in terms.items() if coef % c == 0}
     rest_terms = {t: coef for t, coef in terms.items() if coef % c != 0}
     quotient_const, rest_const = divmod(k, c)
@@ -228,6 +250,10 @@ def mod(a: Node, c_node: Node | int) -> Node:
     if a.op is Op.MOD and a.srcs[1].op is Op.CONST and a.srcs[1].arg % c == 0:
         return mod(a.srcs[0], c)
     terms, k = _linear(a)
+    factored = _common_factor(terms, k, c) if bounds(a)[0] >= 0 else None
+    if factored is not None:
+        g, big, small = factored
+        return add(mul(mod(big, c // g), const(g)), small)
     rest_terms = {t: coef for t, coef in terms.items() if coef % c != 0}
     rest = _from_linear(rest_terms, k % c)
     lo, hi = bounds(rest)

@@ -1,0 +1,290 @@
+"""Reductions, softmax-style ops and scans against PyTorch on the same inputs: every op over
+dim=None|int|negative|tuple, keepdim, dtype families, odd shapes and non-contiguous inputs."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import lazytensor as lt
+from helpers import assert_close, non_contiguous_variants, random_array
+
+FLOATS = ["float32", "float64", "float16", "bfloat16"]
+INTS = ["int32", "int64", "uint8", "int8"]
+
+
+def _run_both(fn, a: np.ndarray, dtype: str, view=lambda t: t):
+    """fn on our tensor and torch's; if torch raises, ours must raise too (returns None then)."""
+    ta = view(torch.from_numpy(np.ascontiguousarray(a)).to(getattr(torch, dtype)))
+    try:
+        want = fn(ta)
+    except (RuntimeError, IndexError, ValueError, TypeError) as e:
+        with pytest.raises((RuntimeError, IndexError, ValueError, TypeError)):
+            got = fn(view(lt.tensor(a, dtype=dtype)))
+            got = got if isinstance(got, (tuple, list)) else [got]
+            for x in got:
+                x.realize()
+        return None, e
+    return fn(view(lt.tensor(a, dtype=dtype))), want
+
+
+def _compare(got, want, dtype=None, **tol):
+    if isinstance(want, (tuple, list)):
+        assert isinstance(got, (tuple, list)) and len(got) == len(want)
+        for x, y in zip(got, want):
+            assert_close(x, y, dtype, **tol)
+    else:
+        assert_close(got, want, dtype, **tol)
+
+
+# ---- plain reductions: (name, call, dtypes it is defined for in torch, tolerance scale) ----
+REDUCTIONS = [
+    ("sum", lambda t, d, k: t.sum(d, keepdim=k) if d is not None else t.sum()),
+    ("mean", lambda t, d, k: t.mean(d, keepdim=k) if d is not None else t.mean()),
+    ("prod", lambda t, d, k: t.prod(d, keepdim=k) if d is not None else t.prod()),
+    ("amax", lambda t, d, k: t.amax(d if d is not None else (), keepdim=k)),
+    ("amin", lambda t, d, k: t.amin(d if d is not None else (), keepdim=k)),
+    ("std", lambda t, d, k: t.std(d, keepdim=k)),
+    ("var", lambda t, d, k: t.var(d, keepdim=k)),
+    ("var_c0", lambda t, d, k: t.var(d, keepdim=k, correction=0)),
+    ("std_c2", lambda t, d, k: t.std(d, keepdim=k, correction=2)),
+    ("any", lambda t, d, k: t.any(d, keepdim=k) if d is not None else t.any()),
+    ("all", lambda t, d, k: t.all(d, keepdim=k) if d is not None else t.all()),
+    ("logsumexp", lambda t, d, k: t.logsumexp(d if d is not None else tuple(range(t.ndim)), keepdim=k)),
+    ("norm", lambda t, d, k: t.norm(dim=d, keepdim=k)),
+    ("norm1", lambda t, d, k: t.norm(p=1, dim=d, keepdim=k)),
+    ("norm_inf", lambda t, d, k: t.norm(p=math.inf, dim=d, keepdim=k)),
+    ("norm3", lambda t, d, k: t.norm(p=3, dim=d, keepdim=k)),
+    ("count_nonzero", lambda t, d, k: t.count_nonzero(d)),
+]
+
+DIM_CASES = [
+    ((), None), ((), 0), ((), -1),
+    ((5,), None), ((5,), 0), ((5,), -1),
+    ((0,), None), ((0,), 0),
+    ((1,), 0),
+    ((3, 4), None), ((3, 4), 1), ((3, 4), -2), ((3, 4), (0, 1)),
+    ((2, 3, 4), (0, 2)), ((2, 3, 4), (-1, 0)), ((2, 3, 4), 1),
+    ((3, 1, 4), 1), ((0, 3), 1), ((0, 3), 0), ((2, 3, 4), ()),
+]
+
+
+def _id(v):
+    return str(v).replace(" ", "")
+
+
+@pytest.mark.parametrize("keepdim", [False, True])
+@pytest.mark.parametrize("shape,dim", DIM_CASES, ids=_id)
+@pytest.mark.parametrize("name,fn", REDUCTIONS, ids=[r[0] for r in REDUCTIONS])
+def test_reduction_float32_matches_torch(name, fn, shape, dim, keepdim):
+    if name == "count_nonzero" and keepdim:
+        pytest.skip("count_nonzero has no keepdim")
+    a = random_array(shape, "float32", rng=np.random.default_rng(1))
+    if name == "count_nonzero" and a.size:
+        a.reshape(-1)[::2] = 0
+    got, want = _run_both(lambda t: fn(t, dim, keepdim), a, "float32")
+    if got is not None:
+        _compare(got, want, rtol=1e-4, atol=1e-5)
+
+
+DTYPE_REDUCTIONS = ["sum", "mean", "prod", "amax", "amin", "any", "all", "std", "logsumexp", "norm"]
+
+
+@pytest.mark.parametrize("dtype", ["bool"] + INTS + FLOATS)
+@pytest.mark.parametrize("name", DTYPE_REDUCTIONS)
+def test_reduction_dtypes_match_torch(name, dtype):
+    """Output dtype follows torch (sum of int32/bool → int64, mean of int → error ...)."""
+    fn = dict(REDUCTIONS)[name]
+    a = random_array((3, 4), dtype, low=-2, high=2, rng=np.random.default_rng(2))
+    for dim in (None, 1):
+        got, want = _run_both(lambda t: fn(t, dim, False), a, dtype)
+        if got is not None:
+            _compare(got, want, rtol=3e-2 if dtype in ("float16", "bfloat16") else 1e-4, atol=3e-2)
+
+
+@pytest.mark.parametrize("name", ["sum", "mean", "amax", "amin", "prod", "var", "any"])
+def test_reduction_non_contiguous(name):
+    fn = dict(REDUCTIONS)[name]
+    a = random_array((4, 6), "float32", rng=np.random.default_rng(3))
+    for vname, view in non_contiguous_variants(a):
+        for dim in (None, 0, 1, -1):
+            got, want = _run_both(lambda t: fn(t, dim, False), a, "float32", view)
+            assert got is not None, vname
+            _compare(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_sum_mean_dtype_argument():
+    a = random_array((3, 4), "int32")
+    x, t = lt.tensor(a), torch.from_numpy(a)
+    assert_close(x.sum(1, dtype=lt.float64), t.sum(1, dtype=torch.float64))
+    assert_close(x.float().mean(0, dtype=lt.float64), t.float().mean(0, dtype=torch.float64))
+    assert_close(x.sum(axis=0), t.sum(axis=0))
+    assert_close(x.prod(1, dtype=lt.int64), t.prod(1, dtype=torch.int64))
+
+
+def test_sum_does_not_overflow_small_ints():
+    a = np.full((300,), 100, dtype=np.int8)
+    assert_close(lt.tensor(a).sum(), torch.from_numpy(a).sum())
+    b = np.full((1000,), 255, dtype=np.uint8)
+    assert_close(lt.tensor(b).sum(), torch.from_numpy(b).sum())
+
+
+def test_large_float_sum_is_accurate():
+    a = np.random.default_rng(0).uniform(0, 1, (100_003,)).astype(np.float32)
+    assert_close(lt.tensor(a).sum(), torch.from_numpy(a).sum(), rtol=1e-5)
+    assert_close(lt.tensor(a).mean(), torch.from_numpy(a).mean(), rtol=1e-5)
+
+
+# ---- max/min with dim, argmax/argmin: values and the first index of ties, NaN rules ----
+
+ARG_INPUTS = {
+    "random": random_array((4, 5), "float32", rng=np.random.default_rng(4)),
+    "ties": np.array([[1, 3, 3, 0, 3], [2, 2, 2, 2, 2], [-1, -5, -5, 7, 7], [0, 0, -0.0, 0, 1]], np.float32),
+    "nan": np.array([[1, np.nan, 3, np.nan, 0], [np.nan] * 5, [1, 2, 3, 4, 5],
+                     [-np.inf, np.inf, np.nan, np.inf, -np.inf]], np.float32),
+    "inf": np.array([[-np.inf] * 5, [np.inf] * 5, [1, np.inf, -np.inf, np.inf, 0], [0] * 5], np.float32),
+}
+ARG_OPS = [
+    ("argmax", lambda t, d, k: t.argmax(d, keepdim=k) if d is not None else t.argmax()),
+    ("argmin", lambda t, d, k: t.argmin(d, keepdim=k) if d is not None else t.argmin()),
+    ("max_dim", lambda t, d, k: tuple(t.max(d, keepdim=k)) if d is not None else t.max()),
+    ("min_dim", lambda t, d, k: tuple(t.min(d, keepdim=k)) if d is not None else t.min()),
+    ("amax", lambda t, d, k: t.amax(d, keepdim=k) if d is not None else t.amax()),
+    ("amin", lambda t, d, k: t.amin(d, keepdim=k) if d is not None else t.amin()),
+]
+
+
+@pytest.mark.parametrize("keepdim", [False, True])
+@pytest.mark.parametrize("dim", [None, 0, 1, -1])
+@pytest.mark.parametrize("inp", list(ARG_INPUTS))
+@pytest.mark.parametrize("name,fn", ARG_OPS, ids=[o[0] for o in ARG_OPS])
+def test_arg_and_extreme_match_torch(name, fn, inp, dim, keepdim):
+    got, want = _run_both(lambda t: fn(t, dim, keepdim), ARG_INPUTS[inp], "float32")
+    if got is not None:
+        _compare(got, want)
+
+
+@pytest.mark.parametrize("dtype", ["bool", "uint8", "int8", "int32", "int64", "float16", "bfloat16", "float64"])
+def test_arg_extreme_dtypes(dtype):
+    a = random_array((3, 6), dtype, low=-2, high=2, rng=np.random.default_rng(5))
+    for name, fn in ARG_OPS:
+        for dim in (None, 1):
+            got, want = _run_both(lambda t: fn(t, dim, False), a, dtype)
+            if got is not None:
+                _compare(got, want)
+
+
+@pytest.mark.parametrize("shape,dim", [((), None), ((), 0), ((1,), 0), ((0,), None), ((0, 3), 1), ((0, 3), 0),
+                                       ((3, 1), 1)], ids=_id)
+def test_arg_extreme_odd_shapes(shape, dim):
+    a = random_array(shape, "float32")
+    for name, fn in ARG_OPS:
+        got, want = _run_both(lambda t: fn(t, dim, False), a, "float32")
+        if got is not None:
+            _compare(got, want)
+
+
+def test_max_namedtuple_and_elementwise():
+    a, b = random_array((3, 4), "float32"), random_array((3, 4), "float32", rng=np.random.default_rng(9))
+    r = lt.tensor(a).max(1)
+    assert r.values.shape == (3,) and r.indices.dtype == lt.int64
+    assert_close(r.indices, torch.from_numpy(a).max(1).indices)
+    assert_close(lt.tensor(a).max(lt.tensor(b)), torch.from_numpy(a).max(torch.from_numpy(b)))
+    assert_close(lt.tensor(a).min(lt.tensor(b)), torch.from_numpy(a).min(torch.from_numpy(b)))
+    assert_close(lt.tensor(a).max(dim=0, keepdim=True)[0], torch.from_numpy(a).max(dim=0, keepdim=True)[0])
+
+
+def test_argmax_non_contiguous():
+    a = random_array((4, 6), "float32", rng=np.random.default_rng(6))
+    for vname, view in non_contiguous_variants(a):
+        for dim in (None, 0, 1):
+            got, want = _run_both(lambda t: t.argmax(dim) if dim is not None else t.argmax(), a, "float32", view)
+            _compare(got, want)
+
+
+# ---- softmax family and scans ----
+
+SOFT_OPS = [
+    ("softmax", lambda t, d: t.softmax(d)),
+    ("log_softmax", lambda t, d: t.log_softmax(d)),
+    ("cumsum", lambda t, d: t.cumsum(d)),
+    ("cumprod", lambda t, d: t.cumprod(d)),
+]
+SOFT_CASES = [((), 0), ((), -1), ((5,), 0), ((1,), 0), ((0,), 0), ((3, 4), 1), ((3, 4), 0), ((3, 4), -1),
+              ((2, 3, 4), 1), ((2, 0, 3), 1), ((2, 3), 2), ((2, 3), -3)]
+
+
+@pytest.mark.parametrize("shape,dim", SOFT_CASES, ids=_id)
+@pytest.mark.parametrize("name,fn", SOFT_OPS, ids=[o[0] for o in SOFT_OPS])
+def test_softmax_and_scans_match_torch(name, fn, shape, dim):
+    a = random_array(shape, "float32", low=-1.5, high=1.5, rng=np.random.default_rng(7))
+    got, want = _run_both(lambda t: fn(t, dim), a, "float32")
+    if got is not None:
+        _compare(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["bool", "uint8", "int32", "int64", "float16", "bfloat16", "float64"])
+def test_softmax_and_scans_dtypes(dtype):
+    a = random_array((3, 5), dtype, low=-1, high=2, rng=np.random.default_rng(8))
+    for name, fn in SOFT_OPS:
+        got, want = _run_both(lambda t: fn(t, 1), a, dtype)
+        if got is not None:
+            _compare(got, want, rtol=3e-2 if dtype in ("float16", "bfloat16") else 1e-5, atol=1e-2)
+
+
+def test_softmax_extreme_values():
+    a = np.array([[1000, 0, -1000], [-np.inf, 0, 1], [-np.inf, -np.inf, -np.inf], [np.inf, 0, 1]], np.float32)
+    for fn in (lambda t: t.softmax(1), lambda t: t.log_softmax(1), lambda t: t.logsumexp(1)):
+        _compare(fn(lt.tensor(a)), fn(torch.from_numpy(a)))
+
+
+def test_softmax_and_scans_non_contiguous():
+    a = random_array((4, 6), "float32", rng=np.random.default_rng(10))
+    for vname, view in non_contiguous_variants(a):
+        for name, fn in SOFT_OPS:
+            got, want = _run_both(lambda t: fn(t, 0), a, "float32", view)
+            _compare(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_cumsum_long_and_dtype_arg():
+    a = random_array((1, 200), "int32")
+    assert_close(lt.tensor(a).cumsum(1), torch.from_numpy(a).cumsum(1))
+    assert_close(lt.tensor(a).cumsum(1, dtype=lt.float64), torch.from_numpy(a).cumsum(1, dtype=torch.float64))
+
+
+# ---- fusion ----
+
+def _kernels(t: lt.Tensor) -> int:
+    return sum(1 for item in t.schedule() if item.kind == "kernel")
+
+
+def test_softmax_fuses_into_at_most_three_kernels():
+    x = lt.tensor(random_array((8, 16), "float32"))
+    assert _kernels(x.softmax(-1)) <= 3
+
+
+def test_centered_sum_fuses_into_at_most_two_kernels():
+    x = lt.tensor(random_array((8, 16), "float32"))
+    assert _kernels((x - x.mean()).sum()) <= 2
+
+
+# ---- errors ----
+
+@pytest.mark.parametrize("call,words", [
+    (lambda x: x.sum(2), ["sum", "range"]),
+    (lambda x: x.mean(-3), ["mean", "range"]),
+    (lambda x: x.sum((0, 0)), ["sum", "multiple"]),
+    (lambda x: x.int().mean(), ["mean", "int32"]),
+    (lambda x: x.softmax(5), ["softmax", "range"]),
+    (lambda x: x.cumsum(2), ["cumsum", "range"]),
+    (lambda x: x[:0].amax(0), ["amax", "(0, 4)"]),
+    (lambda x: x[:0].argmax(0), ["argmax"]),
+])
+def test_reduction_errors_name_the_op(call, words):
+    x = lt.tensor(random_array((3, 4), "float32"))
+    with pytest.raises((RuntimeError, IndexError, ValueError)) as info:
+        call(x).realize()
+    for w in words:
+        assert w in str(info.value), str(info.value)
