@@ -120,10 +120,10 @@ def rewrite(roots: list[Node], rules: RuleSet) -> dict[Node, Node]:
 
 # ---- algebraic simplification and constant folding ----
 
-def _fold(node: Node) -> Node | None:
+def _fold(n: Node) -> Node | None:
     """Fold an elementwise op whose sources are all constants (scalar compiler arithmetic)."""
-    vals = [s.arg for s in node.srcs]
-    op, dt = node.op, node.dtype
+    vals = [s.arg for s in n.srcs]
+    op, dt = n.op, n.dtype
     try:
         if op is Op.ADD:
             v = vals[0] + vals[1]
@@ -152,7 +152,7 @@ def _fold(node: Node) -> Node | None:
     if dt.is_float and isinstance(v, float) and math.isinf(v) and not any(
             isinstance(x, float) and math.isinf(x) for x in vals):
         return None  # overflow: leave it to the kernel, whose rounding is the reference
-    return g.const(v, dt, node.shape)
+    return g.const(v, dt, n.shape)
 
 
 def _is_exact_int(n: Node) -> bool:
@@ -160,7 +160,8 @@ def _is_exact_int(n: Node) -> bool:
 
 
 ALGEBRA_RULES = RuleSet("algebra", [
-    Rule("x + 0 → x", Pat(Op.ADD, (Pat.var("x"), Pat.const(0))), lambda x: x),
+    Rule("x + 0 → x (x + -0.0 for floats: -0.0 + 0.0 is 0.0)", Pat(Op.ADD, (Pat.var("x"), Pat.const(0, "z"))),
+         lambda x, z: x if _is_exact_int(x) or math.copysign(1.0, z.arg) < 0 else None),
     Rule("x * 1 → x", Pat(Op.MUL, (Pat.var("x"), Pat.const(1))), lambda x: x),
     Rule("x * 0 → 0 (integers)", Pat(Op.MUL, (Pat.var("x"), Pat.const(0, "z"))),
          lambda x, z: z if _is_exact_int(x) else None),

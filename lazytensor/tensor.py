@@ -456,3 +456,122 @@ def _int_storage(arr: np.ndarray, dt: DType) -> np.ndarray:
     if arr.dtype.kind == "f":
         return arr.astype(dt.np)
     return arr.astype(dt.np, casting="unsafe")
+
+
+# ---- in-place forms: `x.add_(y)` makes x refer to the result (a functional update of the graph) ----
+
+INPLACE_OPS = (
+    "add", "sub", "mul", "div", "floor_divide", "remainder", "fmod", "pow", "neg", "abs", "reciprocal",
+    "sign", "square", "sqrt", "rsqrt", "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sin", "cos",
+    "tan", "asin", "acos", "atan", "atan2", "sinh", "cosh", "tanh", "erf", "floor", "ceil", "round", "trunc",
+    "frac", "clamp", "clip", "clamp_min", "clamp_max", "lerp", "nan_to_num", "relu", "sigmoid", "hardtanh",
+    "leaky_relu", "elu", "celu", "selu", "silu", "gelu", "mish", "hardswish", "hardsigmoid", "logical_and",
+    "logical_or", "logical_xor", "logical_not", "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not",
+    "bitwise_left_shift", "bitwise_right_shift", "eq", "ne", "lt", "le", "gt", "ge", "maximum", "minimum",
+    "masked_fill", "index_add", "index_copy", "index_fill", "scatter", "scatter_add", "scatter_reduce",
+    "masked_scatter", "tril", "triu", "t", "transpose", "squeeze", "unsqueeze", "addmm", "fix", "negative",
+    "absolute", "multiply", "divide", "subtract", "true_divide", "float_power", "copysign", "hypot",
+    "xlogy", "sgn", "arctan2", "deg2rad", "rad2deg", "logit", "erfc",
+)
+_SHAPE_CHANGING = {"t", "transpose", "squeeze", "unsqueeze"}
+
+
+def _can_cast(src: DType, dst: DType) -> bool:
+    """torch.can_cast for in-place results: never float → integer/bool, never integer → bool."""
+    if dst.is_bool:
+        return src.is_bool
+    if dst.is_int:
+        return not src.is_float
+    return True
+
+
+def _assign_result(self: Tensor, result: Tensor, op: str) -> Tensor:
+    """Make self refer to result's value (same shape, result cast to self's dtype)."""
+    if op.rstrip("_") not in _SHAPE_CHANGING and tuple(result.shape) != tuple(self.shape):
+        raise RuntimeError(f"{op}: output with shape {list(self.shape)} doesn't match the broadcast shape "
+                           f"{list(result.shape)}")
+    if not _can_cast(result.dtype, self.dtype):
+        raise RuntimeError(f"{op}: result type {result.dtype.name} can't be cast to the desired output type "
+                           f"{self.dtype.name}")
+    if op.rstrip("_") in _SHAPE_CHANGING:
+        self.node = result.node
+    else:
+        self.node = result.cast(self.dtype).node
+    self._version += 1
+    return self
+
+
+def _make_inplace(name: str):
+    def method(self: Tensor, *args: Any, **kwargs: Any) -> Tensor:
+        return _assign_result(self, getattr(self, name)(*args, **kwargs), name + "_")
+    method.__name__ = name + "_"
+    method.__doc__ = f"In-place {name}: this tensor now holds the result of self.{name}(...)."
+    return method
+
+
+for _name in INPLACE_OPS:
+    if hasattr(Tensor, _name) and not hasattr(Tensor, _name + "_"):
+        setattr(Tensor, _name + "_", _make_inplace(_name))
+
+
+def _iadd(self: Tensor, other: Any) -> Tensor:
+    return self.add_(other)
+
+
+def _isub(self: Tensor, other: Any) -> Tensor:
+    return self.sub_(other)
+
+
+def _imul(self: Tensor, other: Any) -> Tensor:
+    return self.mul_(other)
+
+
+def _itruediv(self: Tensor, other: Any) -> Tensor:
+    return self.div_(other)
+
+
+Tensor.__iadd__ = _iadd
+Tensor.__isub__ = _isub
+Tensor.__imul__ = _imul
+Tensor.__itruediv__ = _itruediv
+Tensor.__ifloordiv__ = lambda self, other: self.floor_divide_(other)
+Tensor.__imod__ = lambda self, other: self.remainder_(other)
+Tensor.__ipow__ = lambda self, other: self.pow_(other)
+Tensor.__iand__ = lambda self, other: self.bitwise_and_(other)
+Tensor.__ior__ = lambda self, other: self.bitwise_or_(other)
+Tensor.__ixor__ = lambda self, other: self.bitwise_xor_(other)
+
+
+def _copy_(self: Tensor, src: Any) -> Tensor:
+    """Copy src's values into self (broadcast to self's shape, cast to self's dtype)."""
+    value = self._as_tensor(src) if not isinstance(src, Tensor) else src.to(self.device)
+    self.node = value.cast(self.dtype).expand(tuple(self.shape)).node
+    self._version += 1
+    return self
+
+
+def _fill_(self: Tensor, value: Any) -> Tensor:
+    self.node = g.const(value.item() if isinstance(value, Tensor) else value, self.dtype, self.node.shape)
+    self._version += 1
+    return self
+
+
+def _zero_(self: Tensor) -> Tensor:
+    return _fill_(self, 0)
+
+
+def _uniform_(self: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
+    from lazytensor.creation import rand
+    return _copy_(self, rand(tuple(self.shape), dtype=self.dtype, device=self.device) * (b - a) + a)
+
+
+def _normal_(self: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
+    from lazytensor.creation import randn
+    return _copy_(self, randn(tuple(self.shape), dtype=self.dtype, device=self.device) * std + mean)
+
+
+Tensor.copy_ = _copy_
+Tensor.fill_ = _fill_
+Tensor.zero_ = _zero_
+Tensor.uniform_ = _uniform_
+Tensor.normal_ = _normal_
