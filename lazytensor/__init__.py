@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 
 from lazytensor import dtypes
+from lazytensor.autograd import GradMode
 from lazytensor.creation import (arange, as_tensor, bernoulli, empty, empty_like, eye, from_numpy, full,
                                  full_like, linspace, logspace, manual_seed, normal, ones, ones_like, rand,
                                  rand_like, randint, randint_like, randn, randn_like, seed, tensor, zeros,
@@ -30,32 +31,37 @@ short = int16
 
 __version__ = "0.1.0"
 
-_grad_enabled = True
+class _GradModeContext(contextlib.ContextDecorator):
+    """Context manager and decorator that sets whether new ops record gradient flow."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def __enter__(self) -> None:
+        self.previous = GradMode.enabled
+        GradMode.enabled = self.enabled
+
+    def __exit__(self, *exc: object) -> None:
+        GradMode.enabled = self.previous
 
 
-@contextlib.contextmanager
-def no_grad():
-    """Ops recorded inside do not require gradients."""
-    global _grad_enabled
-    previous, _grad_enabled = _grad_enabled, False
-    try:
-        yield
-    finally:
-        _grad_enabled = previous
+def no_grad() -> _GradModeContext:
+    """Ops recorded inside are detached: no gradient flows through them."""
+    return _GradModeContext(False)
 
 
-@contextlib.contextmanager
-def enable_grad():
-    global _grad_enabled
-    previous, _grad_enabled = _grad_enabled, True
-    try:
-        yield
-    finally:
-        _grad_enabled = previous
+def enable_grad() -> _GradModeContext:
+    return _GradModeContext(True)
+
+
+def set_grad_enabled(mode: bool) -> _GradModeContext:
+    ctx = _GradModeContext(mode)
+    GradMode.enabled = mode
+    return ctx
 
 
 def is_grad_enabled() -> bool:
-    return _grad_enabled
+    return GradMode.enabled
 
 
 def explain(t: Tensor) -> str:

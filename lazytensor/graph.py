@@ -233,6 +233,12 @@ def contiguous(x: Node) -> Node:
     return Node.make(Op.CONTIGUOUS, x.dtype, (x,), None, x.shape)
 
 
+def detach(x: Node) -> Node:
+    if x.op in (Op.DETACH, Op.CONST, Op.IOTA):
+        return x
+    return Node.make(Op.DETACH, x.dtype, (x,), None, x.shape)
+
+
 def copy_to(x: Node, device: str) -> Node:
     return Node.make(Op.COPY, x.dtype, (x,), device, x.shape)
 

@@ -52,6 +52,7 @@ class Op(Enum):
     # ---- materialization ----
     CONTIGUOUS = auto()  #: forces a kernel boundary (user asked for contiguous()/realize())
     COPY = auto()        #: arg = target device name
+    DETACH = auto()      #: identity that stops gradients (removed before scheduling)
     # ---- indexed access (real indexed loads/stores, O(n)) ----
     INDEX = auto()       #: srcs (src, idx_0, ..., idx_{d-1}); out[i] = src[idx_0[i], ..., idx_{d-1}[i]]
     SCATTER = auto()     #: srcs (base, src, idx_0, ...); arg = reduce op or None (replace):

@@ -165,6 +165,7 @@ ALGEBRA_RULES = RuleSet("algebra", [
     Rule("x * 1 → x", Pat(Op.MUL, (Pat.var("x"), Pat.const(1))), lambda x: x),
     Rule("x * 0 → 0 (integers)", Pat(Op.MUL, (Pat.var("x"), Pat.const(0, "z"))),
          lambda x, z: z if _is_exact_int(x) else None),
+    Rule("detach(x) → x (gradients are already built)", Pat(Op.DETACH, (Pat.var("x"),)), lambda x: x),
     Rule("-(-x) → x", Pat(Op.NEG, (Pat(Op.NEG, (Pat.var("x"),)),)), lambda x: x),
     Rule("where(true, a, b) → a", Pat(Op.WHERE, (Pat.const_any("c"), Pat.var("a"), Pat.var("b"))),
          lambda c, a, b: a if c.arg else b),

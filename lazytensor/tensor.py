@@ -18,6 +18,8 @@ from lazytensor import graph as g
 from lazytensor.dtypes import DType
 from lazytensor.graph import Node
 from lazytensor.ops import Op
+from lazytensor.autograd import LEAVES, GradMode, gradients, needs_grad, register_leaf, unregister_leaf
+from lazytensor.autograd import leaf_nodes_under
 from lazytensor.runtime.device import Buffer, canonical_device
 from lazytensor.tensor_elementwise import ElementwiseMixin
 from lazytensor.tensor_indexing import IndexingMixin
@@ -115,19 +117,25 @@ class Tensor(ElementwiseMixin, ReduceMixin, MovementMixin, IndexingMixin, Linalg
                 _check_ragged(arr, data)
             self.node = _buffer_node_from_array(np.asarray(arr), dt, dev)
             self.device = dev
-        self.requires_grad = bool(requires_grad)
         self.grad: Tensor | None = None
         self._version = 0
+        self._is_leaf_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
 
     # ---- construction from graph nodes ----
     @classmethod
     def _from_node(cls, node: Node, device: str, requires_grad: bool = False) -> "Tensor":
         t = object.__new__(cls)
-        t.node, t.device, t.requires_grad, t.grad, t._version = node, device, requires_grad, None, 0
+        t.node, t.device, t.grad, t._version, t._is_leaf_grad = node, device, None, 0, False
+        if requires_grad:
+            t.requires_grad_(True)
         return t
 
     def _new(self, node: Node) -> "Tensor":
-        """A tensor for `node` on this tensor's device."""
+        """A tensor for `node` on this tensor's device (detached when recorded under no_grad)."""
+        if not GradMode.enabled:
+            node = g.detach(node)
         return Tensor._from_node(node, self.device)
 
     # ---- properties ----
@@ -167,9 +175,72 @@ class Tensor(ElementwiseMixin, ReduceMixin, MovementMixin, IndexingMixin, Linalg
     def is_floating_point(self) -> bool:
         return self.dtype.is_float
 
+    # ---- autograd (rules in autograd.py) ----
+    @property
+    def requires_grad(self) -> bool:
+        """True for leaves marked requires_grad and for results a gradient can flow through."""
+        return self._is_leaf_grad or needs_grad(self.node)
+
+    @requires_grad.setter
+    def requires_grad(self, value: bool) -> None:
+        self.requires_grad_(value)
+
     @property
     def is_leaf(self) -> bool:
-        return True
+        return self._is_leaf_grad or not needs_grad(self.node)
+
+    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+        """Mark this tensor as a leaf whose gradient backward() should compute."""
+        if requires_grad:
+            if not self.dtype.is_float:
+                raise RuntimeError(f"only Tensors of floating point dtype can require gradients (got {self.dtype})")
+            if self.node.op is not Op.BUFFER:
+                self.realize()   # a leaf needs its own buffer, so its node is unique
+            self._is_leaf_grad = True
+            register_leaf(self.node, self)
+        elif self._is_leaf_grad:
+            self._is_leaf_grad = False
+            unregister_leaf(self.node)
+        return self
+
+    def backward(self, gradient: "Tensor | None" = None, retain_graph: bool = False,
+                 create_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) into every leaf's .grad, lazily (nothing is computed here).
+
+        The graph is never freed by backward, so retain_graph has no effect."""
+        if not self.requires_grad:
+            raise RuntimeError("backward: element 0 of tensors does not require grad and does not have a grad_fn")
+        if gradient is None:
+            if self.numel() != 1:
+                raise RuntimeError(f"backward: grad can be implicitly created only for scalar outputs "
+                                   f"(output has shape {tuple(self.shape)}); pass gradient=")
+            seed = g.const(1, self.dtype, self.node.shape)
+        else:
+            seed = self._as_tensor(gradient).cast(self.dtype).expand(tuple(self.shape)).node
+        leaves = leaf_nodes_under(self.node)
+        grads = gradients(self.node, seed, leaves)
+        for node, grad in grads.items():
+            leaf = LEAVES.get(node)
+            if leaf is None:
+                continue
+            new = Tensor._from_node(g.detach(grad), leaf.device)
+            leaf.grad = new if leaf.grad is None else Tensor._from_node(g.detach(
+                g.binary(Op.ADD, leaf.grad.node, new.node)), leaf.device)
+
+    def gradient(self, *targets: "Tensor", gradient: "Tensor | None" = None) -> list["Tensor"]:
+        """d(self)/d(target) for each target (leaves or intermediate results), as lazy tensors."""
+        seed = g.const(1, self.dtype, self.node.shape) if gradient is None else \
+            self._as_tensor(gradient).cast(self.dtype).expand(tuple(self.shape)).node
+        grads = gradients(self.node, seed, [t.node for t in targets])
+        return [Tensor._from_node(grads[t.node], self.device) if t.node in grads else
+                Tensor._from_node(g.const(0, t.dtype, t.node.shape), self.device) for t in targets]
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+    @property
+    def grad_fn(self) -> object | None:
+        return None if self.is_leaf else self.node.op
 
     def __len__(self) -> int:
         if self.ndim == 0:
@@ -181,7 +252,11 @@ class Tensor(ElementwiseMixin, ReduceMixin, MovementMixin, IndexingMixin, Linalg
         """Compute this tensor now (schedule → compile, cached → run); returns self."""
         from lazytensor.realize import realize
         if self.node.op is not Op.BUFFER:
+            old = self.node
             (self.node,) = realize([self.node], self.device)
+            if self._is_leaf_grad:
+                unregister_leaf(old)
+                register_leaf(self.node, self)
         return self
 
     def schedule(self) -> list:
@@ -313,10 +388,10 @@ class Tensor(ElementwiseMixin, ReduceMixin, MovementMixin, IndexingMixin, Linalg
             self._new(g.contiguous(g.reshape(self.node, self.node.shape)))
 
     def detach(self) -> "Tensor":
-        return self._new(self.node)
+        return Tensor._from_node(g.detach(self.node), self.device)
 
-    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
-        self.requires_grad = requires_grad
+    def detach_(self) -> "Tensor":
+        self.node = g.detach(self.node)
         return self
 
     # ---- primitive wrappers the op families use ----
@@ -493,10 +568,17 @@ def _assign_result(self: Tensor, result: Tensor, op: str) -> Tensor:
     if not _can_cast(result.dtype, self.dtype):
         raise RuntimeError(f"{op}: result type {result.dtype.name} can't be cast to the desired output type "
                            f"{self.dtype.name}")
+    if self._is_leaf_grad and GradMode.enabled:
+        raise RuntimeError(f"{op}: a leaf tensor that requires grad is being used in an in-place operation; "
+                           "wrap the update in `with lt.no_grad():`")
+    old = self.node
     if op.rstrip("_") in _SHAPE_CHANGING:
         self.node = result.node
     else:
         self.node = result.cast(self.dtype).node
+    if self._is_leaf_grad:
+        unregister_leaf(old)
+        register_leaf(self.node, self)
     self._version += 1
     return self
 

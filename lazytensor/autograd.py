@@ -1,0 +1,237 @@
+"""Autograd as a graph rewrite: one gradient rule per primitive op, written as graph construction.
+
+`backward` walks the graph once in reverse topological order from the output, asks each
+node's rule for its sources' gradients (new lazy nodes), sums them per node, and attaches the
+results to the leaf tensors as lazy `.grad` tensors. Nothing is realized here: forward,
+backward and an optimizer update form one graph that the scheduler fuses.
+
+A rule gets (node, upstream gradient) and returns one gradient per source (None where no
+gradient flows: integer sources, conditions, indices).
+"""
+from __future__ import annotations
+
+import math
+import weakref
+from typing import Callable
+
+from lazytensor import dtypes
+from lazytensor import graph as g
+from lazytensor.graph import Node
+from lazytensor.ops import Op
+
+GradRule = Callable[[Node, Node], tuple[Node | None, ...]]
+
+
+class GradMode:
+    """Whether new ops record gradient flow (`lt.no_grad()` turns it off)."""
+    enabled = True
+
+
+# ---- small graph helpers (all shapes already equal: broadcasting is explicit) ----
+
+def _c(value: float, like: Node) -> Node:
+    return g.const(value, like.dtype, like.shape)
+
+
+def _add(a: Node, b: Node) -> Node:
+    return g.binary(Op.ADD, a, b)
+
+
+def _mul(a: Node, b: Node) -> Node:
+    return g.binary(Op.MUL, a, b)
+
+
+def _div(a: Node, b: Node) -> Node:
+    return g.binary(Op.FDIV, a, b)
+
+
+def _neg(a: Node) -> Node:
+    return g.unary(Op.NEG, a)
+
+
+def _eq(a: Node, b: Node) -> Node:
+    ne = g.binary(Op.CMPNE, a, b)
+    return g.binary(Op.CMPNE, ne, g.const(True, dtypes.bool_, ne.shape))
+
+
+def _select(cond: Node, a: Node, like: Node) -> Node:
+    """where(cond, a, 0)."""
+    return g.where(cond, a, _c(0, like))
+
+
+def _sum_to(grad: Node, shape: tuple[int, ...]) -> Node:
+    """Sum a gradient over the axes an EXPAND broadcast (inverse of expand)."""
+    axes = tuple(i for i, (s, n) in enumerate(zip(shape, grad.shape)) if s == 1 and n != 1)
+    if not axes:
+        return grad
+    acc = dtypes.acc_dtype(grad.dtype)
+    return g.cast(g.reduce(g.cast(grad, acc), Op.ADD, axes), grad.dtype)
+
+
+def _expand_back(grad: Node, reduced: Node) -> Node:
+    """Broadcast a reduce's gradient back over the reduced axes of its source."""
+    return g.expand(grad, reduced.srcs[0].shape)
+
+
+# ---- the rules, one per primitive ----
+
+def _grad_max(node: Node, grad: Node) -> tuple[Node | None, ...]:
+    """Elementwise maximum: the larger input gets the gradient; ties split it evenly (PyTorch)."""
+    a, b = node.srcs
+    a_wins = g.binary(Op.CMPLT, b, a)
+    tie = _eq(a, b)
+    half = _mul(grad, _c(0.5, grad))
+    ga = g.where(a_wins, grad, _select(tie, half, grad))
+    gb = g.where(g.binary(Op.CMPLT, a, b), grad, _select(tie, half, grad))
+    return ga, gb
+
+
+def _grad_reduce(node: Node, grad: Node) -> tuple[Node | None, ...]:
+    op, axes = node.arg
+    x = node.srcs[0]
+    up = _expand_back(grad, node)
+    if op is Op.ADD:
+        return (up,)
+    out = g.expand(node, x.shape)
+    if op is Op.MAX:
+        # the maxima share the gradient evenly (PyTorch's rule for amax/amin)
+        hit = g.cast(_eq(x, out), x.dtype)
+        count = g.expand(g.reduce(hit, Op.ADD, axes), x.shape)
+        return (_div(_mul(up, hit), count),)
+    # MUL: d(prod)/dx_i = prod of the others; exact when x_i != 0 via out / x_i
+    return (_mul(up, _div(out, x)),)
+
+
+def _grad_index(node: Node, grad: Node) -> tuple[Node | None, ...]:
+    """Gather: scatter-add the gradient back to the positions that were read."""
+    src, idxs = node.srcs[0], node.srcs[1:]
+    zeros = g.const(0, grad.dtype, src.shape)
+    return (g.scatter(zeros, grad, idxs, Op.ADD),) + (None,) * len(idxs)
+
+
+def _grad_scatter(node: Node, grad: Node) -> tuple[Node | None, ...]:
+    base, src, idxs = node.srcs[0], node.srcs[1], node.srcs[2:]
+    gathered = g.index(grad, idxs)
+    if node.arg is Op.ADD:
+        return (grad, gathered) + (None,) * len(idxs)
+    if node.arg is None:
+        # overwritten positions get no gradient in the base
+        hit = g.scatter(g.const(False, dtypes.bool_, base.shape), g.const(True, dtypes.bool_, src.shape),
+                        idxs, None)
+        return (g.where(hit, _c(0, grad), grad), gathered) + (None,) * len(idxs)
+    # MUL / MAX reductions: route through the result like the reduce rules
+    out = node
+    if node.arg is Op.MAX:
+        won = g.cast(_eq(g.index(out, idxs), src), grad.dtype)
+        base_won = g.cast(_eq(out, base), grad.dtype)
+        return (_mul(grad, base_won), _mul(gathered, won)) + (None,) * len(idxs)
+    return (_div(_mul(grad, out), base), _div(_mul(gathered, g.index(out, idxs)), src)) + (None,) * len(idxs)
+
+
+def _inverse_permutation(order: tuple[int, ...]) -> tuple[int, ...]:
+    inv = [0] * len(order)
+    for i, o in enumerate(order):
+        inv[o] = i
+    return tuple(inv)
+
+
+GRAD_RULES: dict[Op, GradRule] = {
+    Op.ADD: lambda n, gr: (gr, gr),
+    Op.MUL: lambda n, gr: (_mul(gr, n.srcs[1]), _mul(gr, n.srcs[0])),
+    Op.FDIV: lambda n, gr: (_div(gr, n.srcs[1]),
+                            _neg(_div(_mul(gr, n), n.srcs[1]))),
+    Op.NEG: lambda n, gr: (_neg(gr),),
+    Op.EXP2: lambda n, gr: (_mul(gr, _mul(n, _c(math.log(2.0), n))),),
+    Op.LOG2: lambda n, gr: (_div(gr, _mul(n.srcs[0], _c(math.log(2.0), n))),),
+    Op.SIN: lambda n, gr: (_mul(gr, g.unary(Op.SIN, g.binary(Op.ADD, _neg(n.srcs[0]), _c(math.pi / 2, n)))),),
+    Op.SQRT: lambda n, gr: (_div(gr, _mul(n, _c(2.0, n))),),
+    Op.RECIPROCAL: lambda n, gr: (_neg(_mul(gr, _mul(n, n))),),
+    Op.TRUNC: lambda n, gr: (_c(0, gr),),
+    Op.CAST: lambda n, gr: (g.cast(gr, n.srcs[0].dtype) if n.srcs[0].dtype.is_float else None,),
+    Op.BITCAST: lambda n, gr: (None,),
+    Op.MAX: _grad_max,
+    Op.MOD: lambda n, gr: (gr, _neg(_mul(gr, g.unary(Op.TRUNC, _div(n.srcs[0], n.srcs[1]))))),
+    Op.WHERE: lambda n, gr: (None, _select(n.srcs[0], gr, gr), g.where(n.srcs[0], _c(0, gr), gr)),
+    Op.REDUCE: _grad_reduce,
+    Op.RESHAPE: lambda n, gr: (g.reshape(gr, n.srcs[0].shape),),
+    Op.PERMUTE: lambda n, gr: (g.permute(gr, _inverse_permutation(n.arg)),),
+    Op.EXPAND: lambda n, gr: (_sum_to(gr, n.srcs[0].shape),),
+    Op.PAD: lambda n, gr: (g.shrink(gr, tuple((b, b + s) for (b, _), s in zip(n.arg, n.srcs[0].shape))),),
+    Op.SHRINK: lambda n, gr: (g.pad(gr, tuple((s, full - e) for (s, e), full in zip(n.arg, n.srcs[0].shape))),),
+    Op.FLIP: lambda n, gr: (g.flip(gr, n.arg),),
+    Op.CONTIGUOUS: lambda n, gr: (gr,),
+    Op.INDEX: _grad_index,
+    Op.SCATTER: _grad_scatter,
+}
+NO_GRADIENT = frozenset({Op.CMPLT, Op.CMPNE, Op.AND, Op.OR, Op.XOR, Op.SHL, Op.SHR, Op.IDIV, Op.IOTA, Op.CONST,
+                         Op.BUFFER, Op.DETACH})
+
+
+# ---- which nodes are differentiable leaves ----
+
+# node → the leaf tensor that owns it (tensors created with requires_grad=True, or requires_grad_())
+LEAVES: "weakref.WeakValueDictionary[Node, object]" = weakref.WeakValueDictionary()
+_needs_grad_cache: "weakref.WeakKeyDictionary[Node, bool]" = weakref.WeakKeyDictionary()
+
+
+def register_leaf(node: Node, tensor: object) -> None:
+    LEAVES[node] = tensor
+    _needs_grad_cache.clear()
+
+
+def unregister_leaf(node: Node) -> None:
+    LEAVES.pop(node, None)
+    _needs_grad_cache.clear()
+
+
+def leaf_nodes_under(node: Node) -> list[Node]:
+    """The registered leaves a gradient from node can reach."""
+    order = g.toposort([node], stop=lambda n: n.op is Op.DETACH or n in LEAVES)
+    return [n for n in order if n in LEAVES]
+
+
+def needs_grad(node: Node) -> bool:
+    """True if a gradient can flow from node to some registered leaf (memoized; stops at DETACH)."""
+    found = _needs_grad_cache.get(node)
+    if found is not None:
+        return found
+    order = g.toposort([node], stop=lambda n: n.op is Op.DETACH or n in LEAVES)
+    for n in order:
+        if n in _needs_grad_cache:
+            continue
+        if n in LEAVES:
+            value = True
+        elif n.op is Op.DETACH:
+            value = False
+        else:
+            value = any(_needs_grad_cache.get(s, False) for s in n.srcs)
+        _needs_grad_cache[n] = value
+    return _needs_grad_cache[node]
+
+
+def gradients(output: Node, seed: Node, targets: list[Node]) -> dict[Node, Node]:
+    """d(output)/d(target) for each target, as lazy graph nodes, given d(loss)/d(output) = seed."""
+    wanted = set(targets)
+    order = g.toposort([output], stop=lambda n: n in wanted or n.op is Op.DETACH)
+    relevant: set[Node] = set()
+    for n in order:   # nodes on a path to a target
+        if n in wanted or any(s in relevant for s in n.srcs if not (n.op is Op.DETACH)):
+            relevant.add(n)
+    grads: dict[Node, Node] = {output: seed}
+    for n in reversed(order):
+        grad = grads.get(n)
+        if grad is None or n in wanted or n not in relevant:
+            continue
+        if n.op in NO_GRADIENT:
+            continue
+        rule = GRAD_RULES.get(n.op)
+        if rule is None:
+            raise RuntimeError(f"autograd: no gradient rule for {n.op.name}")
+        for src, src_grad in zip(n.srcs, rule(n, grad)):
+            if src_grad is None or src not in relevant or not src.dtype.is_float:
+                continue
+            if src_grad.dtype != src.dtype:
+                src_grad = g.cast(src_grad, src.dtype)
+            previous = grads.get(src)
+            grads[src] = src_grad if previous is None else _add(previous, src_grad)
+    return {t: grads[t] for t in targets if t in grads}
