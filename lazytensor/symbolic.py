@@ -113,8 +113,9 @@ def _linear(n: Node) -> tuple[dict[Node, int], int]:
     return {n: 1}, 0
 
 
-def _recombine(terms: dict[Node, int]) -> dict[Node, int]:
-    """Apply 'recombine' and 'recombine nested' until nothing changes."""
+def _recombine(terms: dict[Node, int]) -> tuple[dict[Node, int], int]:
+    """Apply 'recombine' and 'recombine nested' until nothing changes; returns (terms, constant added)."""
+    extra = 0
     changed = True
     while changed:
         changed = False
@@ -126,7 +127,7 @@ def _recombine(terms: dict[Node, int]) -> dict[Node, int]:
             quotient = _raw(Op.IDIV, x, const(c))
             if terms.get(quotient) == k * c:
                 del terms[quotient], terms[atom]
-                _add_term(terms, x, k)
+                extra += _add_term(terms, x, k)
                 changed = True
                 continue
             # x % c + c·((x // c) % b) → x % (c·b)
@@ -135,19 +136,20 @@ def _recombine(terms: dict[Node, int]) -> dict[Node, int]:
                         and k2 == k * c):
                     b = other.srcs[1].arg
                     del terms[other], terms[atom]
-                    _add_term(terms, mod(x, const(c * b)), k)
+                    extra += _add_term(terms, mod(x, const(c * b)), k)
                     changed = True
                     break
-    return terms
+    return terms, extra
 
 
-def _add_term(terms: dict[Node, int], atom: Node, k: int) -> None:
+def _add_term(terms: dict[Node, int], atom: Node, k: int) -> int:
+    """Add k·atom into terms (atom's linear form, flattened); returns the constant part to add."""
     lin, c = _linear(atom)
-    assert c == 0 or atom.op is not Op.CONST
     for a, coef in lin.items():
         terms[a] = terms.get(a, 0) + coef * k
         if terms[a] == 0:
             del terms[a]
+    return c * k
 
 
 def _raw(op: Op, a: Node, b: Node) -> Node:
@@ -176,8 +178,8 @@ def add(a: Node, b: Node) -> Node:
     terms = dict(ta)
     for atom, coef in tb.items():
         terms[atom] = terms.get(atom, 0) + coef
-    terms = _recombine({k: v for k, v in terms.items() if v != 0})
-    return _from_linear(terms, ca + cb)
+    terms, extra = _recombine({k: v for k, v in terms.items() if v != 0})
+    return _from_linear(terms, ca + cb + extra)
 
 
 def mul(a: Node, b: Node) -> Node:

@@ -87,3 +87,31 @@ def test_division_rules_match_floor_semantics(c, n, k, m):
                       (sym.mod(sym.add(sym.mul(x, sym.const(m)), sym.const(k)), c), lambda v: (v * m + k) % c)]:
         for v in range(n):
             assert evaluate(expr, {"x": v}) == ref(v)
+
+
+@settings(max_examples=80, deadline=None)
+@given(rows=st.integers(1, 5), cols=st.integers(1, 6), data=st.data())
+def test_flip_then_reshape_addresses_the_right_element(rows, cols, data):
+    """Views with negative strides (flip) composed with a reshape back onto the buffer's shape."""
+    from lazytensor import graph as g
+    from lazytensor.indexing import source_index
+    total = rows * cols
+    divisors = [d for d in range(1, total + 1) if total % d == 0]
+    a = data.draw(st.sampled_from(divisors))
+    view_shape = (a, total // a)
+    flip_axis = data.draw(st.sampled_from([0, 1]))
+    buf = g.buffer(object(), __import__("lazytensor").float32, (rows, cols))
+    node = g.flip(g.reshape(buf, view_shape), (flip_axis,))
+    idx = (sym.loop_var("p", view_shape[0]), sym.loop_var("q", view_shape[1]))
+    while node.op is not Op.BUFFER:   # walk the view chain down to the buffer
+        idx, _ = source_index(node, idx)
+        node = node.srcs[0]
+    offset = flat_index(idx, (rows, cols))
+    for vp, vq in itertools.product(range(view_shape[0]), range(view_shape[1])):
+        fp, fq = vp, vq
+        if view_shape[flip_axis] > 1:
+            if flip_axis == 0:
+                fp = view_shape[0] - 1 - vp
+            else:
+                fq = view_shape[1] - 1 - vq
+        assert evaluate(offset, {"p": vp, "q": vq}) == fp * view_shape[1] + fq

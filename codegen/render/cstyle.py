@@ -347,15 +347,18 @@ class CStyleRenderer:
         if op is Op.MOD and dt.is_float:
             return f"{self.math_fn('fmod', dt)}({s[0]}, {s[1]})"
         if op in (Op.IDIV, Op.MOD):
-            return self.int_division(op, dt, s[0], s[1])
+            return self.int_division(op, dt, s[0], s[1], n.srcs[1])
         symbols = {Op.ADD: "+", Op.MUL: "*", Op.FDIV: "/", Op.CMPLT: "<", Op.CMPNE: "!=", Op.AND: "&",
                    Op.OR: "|", Op.XOR: "^", Op.SHL: "<<", Op.SHR: ">>"}
         if op in symbols:
             return f"({s[0]} {symbols[op]} {s[1]})"
         raise ValueError(f"renderer cannot render {op}")
 
-    def int_division(self, op: Op, dt: DType, a: str, b: str) -> str:
-        """C integer / and %, made total: x/0 flags an error (raised after the kernel), x/-1 wraps."""
+    def int_division(self, op: Op, dt: DType, a: str, b: str, divisor: Node | None = None) -> str:
+        """C integer / and %, made total: x/0 flags an error (raised after the kernel), x/-1 wraps.
+        A positive constant divisor (all index math) needs no guard."""
+        if divisor is not None and divisor.op is Op.CONST and divisor.arg > 0:
+            return f"({a} {'/' if op is Op.IDIV else '%'} {b})"
         t = self.type_name(dt)
         fname = f"lt_{op.name.lower()}_{dt.name}"
         if dt.kind == "u":
