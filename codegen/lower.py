@@ -65,6 +65,11 @@ class Lowerer:
             srcs = tuple(self.value(s, idx, gate) for s in node.srcs)
             if op in (Op.IDIV, Op.MOD) and node.dtype.is_int:
                 self.checks_errors = True
+                if gate is not None and srcs[1].op is not Op.CONST:
+                    # a lane masked off by PAD reads 0 for the divisor: that is not a user's division
+                    # by zero, so divide by 1 there (the result is discarded)
+                    one = scalar(Op.CONST, node.dtype, (), dtypes.cast_scalar(1, node.dtype))
+                    srcs = (srcs[0], scalar(Op.WHERE, node.dtype, (gate, srcs[1], one)))
             return scalar(op, node.dtype, srcs, node.arg)
         if op in MOVEMENT:
             src_idx, valid = source_index(node, idx)
@@ -85,17 +90,20 @@ class Lowerer:
             return scalar(Op.REDUCE_LOOP, node.dtype, (body,), (reduce_op, ranges))
         if op is Op.INDEX:
             src = node.srcs[0]
-            gathered = tuple(self.checked_index(self.value(i, idx, gate), size)
+            gathered = tuple(self.checked_index(self.value(i, idx, gate), size, gate)
                              for i, size in zip(node.srcs[1:], src.shape))
             return self.value(src, gathered, gate)
         raise ValueError(f"cannot lower {op} inside a kernel")
 
-    def checked_index(self, value: Node, size: int) -> Node:
-        """An index read from data, checked against [0, size) before it is used."""
+    def checked_index(self, value: Node, size: int, gate: Node | None = None) -> Node:
+        """An index read from data, checked against [0, size) before it is used. Lanes masked off
+        by `gate` (PAD) use index 0 instead: their value is discarded and must not raise."""
         value = cast(value, sym.INDEX)
         lo, hi = sym.bounds(value)
         if 0 <= lo and hi < size:
             return value
+        if gate is not None:
+            value = scalar(Op.WHERE, sym.INDEX, (gate, value, sym.const(0)))
         self.checks_errors = True
         return scalar(Op.CHECK_INDEX, sym.INDEX, (value,), (size, "index"))
 
@@ -120,6 +128,28 @@ def global_loops(shape: tuple[int, ...], prefix: str) -> tuple[Index, tuple[Loop
             idx.append(var)
             loops.append(Loop(var))
     return tuple(idx), tuple(loops)
+
+
+class UnprovenIndex(AssertionError):
+    """A kernel index the bounds analysis cannot prove in range: a simplifier gap or a lowering bug."""
+
+
+def validate_indices(kernel: LoopKernel) -> None:
+    """Prove, from index bounds, that every ungated load and every store stays inside its buffer."""
+    from lazytensor.graph import toposort
+    for nest in kernel.nests:
+        for st in nest.stores:
+            _check_in_range(st.index, kernel.buffers[st.slot].size, f"store to slot {st.slot}", kernel)
+            for n in toposort([st.value, st.index]):
+                if n.op is Op.LOAD and len(n.srcs) == 1:
+                    _check_in_range(n.srcs[0], kernel.buffers[n.arg].size, f"load from slot {n.arg}", kernel)
+
+
+def _check_in_range(index: Node, size: int, what: str, kernel: LoopKernel) -> None:
+    lo, hi = sym.bounds(index)
+    if lo < 0 or hi >= max(size, 1):
+        raise UnprovenIndex(f"kernel {kernel.name}: {what} has index bounds [{lo}, {hi}] but the buffer has "
+                            f"{size} elements")
 
 
 def kernel_name(ast: Node, has_reduce: bool) -> str:

@@ -27,6 +27,9 @@ VIZ = _int_env("VIZ", 0)
 NOOPT = _int_env("NOOPT", 0)
 """1: skip loop optimizations (tests compare optimized against unoptimized code)."""
 
+VALIDATE = _int_env("VALIDATE", 0)
+"""1: prove every load/store index of every kernel in range before rendering (tests turn it on)."""
+
 CACHE_DIR = Path(os.environ.get("LAZYTENSOR_CACHE", Path.home() / ".cache" / "lazytensor"))
 """Where compiled programs are kept between processes."""
 

@@ -47,7 +47,7 @@ def from_numpy(array: Any) -> Tensor:
 def full(size: Sequence[int], fill_value: Any, dtype: Any = None, device: Any = None,
          requires_grad: bool = False) -> Tensor:
     dt = dtypes.to_dtype(dtype) if dtype is not None else dtypes.scalar_dtype(fill_value)
-    t = Tensor._from_node(g.const(fill_value, dt, tuple(int(s) for s in size)), _device(device))
+    t = Tensor._from_node(g.const(fill_value, dt, _shape((size,))), _device(device))
     return t.requires_grad_(requires_grad)
 
 
@@ -85,6 +85,9 @@ def arange(start: Any, end: Any = None, step: Any = 1, dtype: Any = None, device
         start, end = 0, start
     if step == 0:
         raise RuntimeError("arange: step must be nonzero")
+    if (end - start) * step < 0:
+        raise RuntimeError(f"arange: upper bound and lower bound inconsistent with step sign "
+                           f"(start={start}, end={end}, step={step})")
     n = max(math.ceil((end - start) / step), 0)
     if dtype is None:
         dt = dtypes.int64 if all(isinstance(v, int) for v in (start, end, step)) else dtypes.default_float

@@ -44,6 +44,10 @@ def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
     # PyTorch skips legacy empty 1-D tensors
     nonempty = [t for t in tensors if not (t.ndim == 1 and t.shape[0] == 0)] or tensors[:1]
     ref = nonempty[0]
+    for i, t in enumerate(nonempty):
+        if t.ndim == 0:
+            raise RuntimeError(f"cat: zero-dimensional tensor (at position {i}) cannot be concatenated; "
+                               f"use stack, or reshape it to (1,) first")
     axis = ref._axis(dim, "cat")
     out_dtype = dtypes.result_type(*[t for t in nonempty]) if len(nonempty) > 1 else ref.dtype
     for t in nonempty:
@@ -107,42 +111,77 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
     return a.matmul(b)
 
 
-def einsum(equation: str, *operands: Any) -> Tensor:
-    """Einstein summation: broadcast every operand to the union of labels, multiply, sum the rest."""
-    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
-        operands = tuple(operands[0])
+def _einsum_parse(equation: str, operands: Sequence[Tensor]) -> tuple[list[str], str, dict[str, int]]:
+    """'...' expanded into private labels; returns (input specs, output spec, size of each label)."""
     eq = equation.replace(" ", "")
     lhs, arrow, rhs = eq.partition("->")
     inputs = lhs.split(",")
     if len(inputs) != len(operands):
-        raise ValueError(f"einsum: equation has {len(inputs)} operands but {len(operands)} were given")
-    # expand '...' into unused capital labels
-    ell_labels = ""
+        raise ValueError(f"einsum: equation {equation!r} has {len(inputs)} operand(s) but {len(operands)} "
+                         "were given")
+    for spec in inputs + ([rhs] if arrow else []):
+        bad = set(spec.replace("...", "")) - set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+        if bad or spec.count("...") > 1:
+            raise ValueError(f"einsum: invalid subscripts {spec!r} in {equation!r} "
+                             "(letters and one '...' only)")
+    # '...' stands for each operand's leading unlabelled dims, broadcast right-aligned across operands
+    n_ell = 0
     for spec, t in zip(inputs, operands):
+        n_named = len(spec.replace("...", ""))
+        if ("..." in spec and t.ndim < n_named) or ("..." not in spec and t.ndim != n_named):
+            raise ValueError(f"einsum: operand with shape {tuple(t.shape)} does not match subscripts "
+                             f"{spec!r}")
         if "..." in spec:
-            n = t.ndim - (len(spec) - 3)
-            ell_labels = ell_labels if len(ell_labels) >= n else "".join(chr(0x100 + i) for i in range(n))
-    inputs = [s.replace("...", ell_labels[len(ell_labels) - (t.ndim - (len(s) - 3)):] if "..." in s else "")
+            n_ell = max(n_ell, t.ndim - n_named)
+    ell_labels = "".join(chr(0x100 + i) for i in range(n_ell))
+    inputs = [s.replace("...", ell_labels[n_ell - (t.ndim - len(s) + 3):] if "..." in s else "")
               for s, t in zip(inputs, operands)]
     if not arrow:
         counts: dict[str, int] = {}
         for s in inputs:
             for c in s:
                 counts[c] = counts.get(c, 0) + 1
+        # implicit output: the broadcast dims, then labels used once, alphabetically (A-Z before a-z)
         rhs = ell_labels + "".join(sorted(c for c, n in counts.items() if n == 1 and c not in ell_labels))
     else:
         rhs = rhs.replace("...", ell_labels)
-    labels: list[str] = []
     sizes: dict[str, int] = {}
     for spec, t in zip(inputs, operands):
-        if len(spec) != t.ndim:
-            raise ValueError(f"einsum: operand with shape {tuple(t.shape)} does not match subscripts {spec!r}")
         for c, n in zip(spec, t.shape):
-            if c in sizes and sizes[c] != n and 1 not in (sizes[c], n):
-                raise ValueError(f"einsum: label {c!r} has sizes {sizes[c]} and {n}")
-            sizes[c] = max(sizes.get(c, 1), n)
-            if c not in labels:
-                labels.append(c)
+            if c not in sizes or sizes[c] == 1:
+                sizes[c] = n
+            elif n != sizes[c] and n != 1:
+                raise ValueError(f"einsum: subscript {c!r} has sizes {sizes[c]} and {n} in {equation!r}")
+    for c in rhs:
+        if c not in sizes:
+            raise ValueError(f"einsum: output subscript {c!r} does not appear in the inputs of {equation!r}")
+        if rhs.count(c) > 1:
+            raise ValueError(f"einsum: output subscript {c!r} appears more than once in {equation!r}")
+    return inputs, rhs, sizes
+
+
+def _presums_a_label(inputs: list[str], operands: Sequence[Tensor], rhs: str) -> bool:
+    """True if a summed label has size > 1 in only one operand: PyTorch sums it there first."""
+    for c in set("".join(inputs)) - set(rhs):
+        owners = [i for i, (spec, t) in enumerate(zip(inputs, operands))
+                  if any(ch == c and n != 1 for ch, n in zip(spec, t.shape))]
+        if len(owners) == 1:
+            return True
+    return False
+
+
+def einsum(equation: str, *operands: Any) -> Tensor:
+    """Einstein summation: each operand (diagonals taken for repeated labels) is permuted and broadcast
+    to all labels (output labels first), the operands are multiplied and the rest summed: one kernel."""
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    if not operands or not all(isinstance(t, Tensor) for t in operands):
+        raise TypeError("einsum: operands must be tensors")
+    inputs, rhs, sizes = _einsum_parse(equation, operands)
+    labels: list[str] = []
+    for c in "".join(inputs):
+        if c not in labels:
+            labels.append(c)
     order = list(rhs) + [c for c in labels if c not in rhs]
     product = None
     for spec, t in zip(inputs, operands):
@@ -150,19 +189,24 @@ def einsum(equation: str, *operands: Any) -> Tensor:
         while len(set(spec)) != len(spec):
             c = next(ch for ch in spec if spec.count(ch) > 1)
             i, j = spec.index(c), spec.index(c, spec.index(c) + 1)
+            if t.shape[i] != t.shape[j]:
+                raise ValueError(f"einsum: subscript {c!r} is repeated in {spec!r} but its dims have sizes "
+                                 f"{t.shape[i]} and {t.shape[j]}")
             t = t.diagonal(0, i, j)
             spec = spec[:i] + spec[i + 1:j] + spec[j + 1:] + c
         perm = sorted(range(len(spec)), key=lambda k: order.index(spec[k]))
         t = t.permute(perm) if perm else t
         present = [spec[k] for k in perm]
-        shape = [sizes[c] if c in present else 1 for c in order]
         t = t.reshape(tuple(t.shape[present.index(c)] if c in present else 1 for c in order))
-        t = t.expand(tuple(shape))
+        t = t.expand(tuple(sizes[c] for c in order))
         product = t if product is None else product * t
     assert product is not None
     summed = tuple(range(len(rhs), len(order)))
     if not summed:
         return product
     from lazytensor.ops import Op
-    acc = dtypes.acc_dtype(product.dtype)
-    return product.cast(acc)._reduce(Op.ADD, summed, False, "einsum").cast(product.dtype)
+    out_dtype = product.dtype
+    if not out_dtype.is_float and _presums_a_label(inputs, operands, rhs):
+        out_dtype = dtypes.int64   # PyTorch sums such a label out with sum(), which widens ints
+    acc = out_dtype if out_dtype != product.dtype else dtypes.acc_dtype(product.dtype)
+    return product.cast(acc)._reduce(Op.ADD, summed, False, "einsum").cast(out_dtype)

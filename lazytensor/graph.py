@@ -150,6 +150,9 @@ def reduce(x: Node, op: Op, axes: tuple[int, ...]) -> Node:
     if not axes:
         return x
     shape = tuple(1 if i in axes else s for i, s in enumerate(x.shape))
+    if x.numel == 0:   # an empty reduce is its identity (a loop over a size-0 dim has no index math)
+        identity = {Op.ADD: 0, Op.MUL: 1}.get(op, dtypes.min_value(x.dtype))
+        return const(identity, x.dtype, shape)
     return Node.make(Op.REDUCE, x.dtype, (x,), (op, axes), shape)
 
 

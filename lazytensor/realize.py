@@ -17,7 +17,7 @@ from lazytensor.schedule import REALIZED, ScheduleItem, create_schedule
 from lazytensor.runtime.device import Buffer, get_runtime
 
 from lazytensor.codegen.kernel import LoopKernel
-from lazytensor.codegen.lower import lower_kernel
+from lazytensor.codegen.lower import lower_kernel, validate_indices
 from lazytensor.codegen.opt import optimize
 
 
@@ -69,7 +69,10 @@ def compile_kernel(ast: Node, device: str) -> CompiledKernel:
     if found is not None:
         return found
     start = time.perf_counter()
-    loop_kernel = optimize(lower_kernel(ast))
+    loop_kernel = lower_kernel(ast)
+    if config.VALIDATE:
+        validate_indices(loop_kernel)
+    loop_kernel = optimize(loop_kernel)
     source = renderer_for(device).render(loop_kernel)
     if config.DEBUG >= 4:
         print(f"--- source of {loop_kernel.name} ---\n{source}")
@@ -99,10 +102,10 @@ def run_schedule(items: list[ScheduleItem]) -> dict[Node, Buffer]:
             out.copyin(src.copyout())
             made[item.output] = out
             continue
-        ck = compile_kernel(item.ast, item.device)
-        if item.output.numel == 0:
+        if item.output.numel == 0:   # nothing to compute (and index math over a size-0 dim is undefined)
             made[item.output] = out
             continue
+        ck = compile_kernel(item.ast, item.device)
         err = np.zeros(4, dtype=np.int64)
         handles = [out.handle] + [buffer_of(n).allocate().handle for n in item.inputs] + [err]
         seconds = ck.program(*handles)

@@ -54,11 +54,15 @@ class IndexingMixin:
         flat_positions = self._new(g.reshape(g.iota(self.numel(), dtypes.int64), tuple(self.shape)))
         target = _getitem(flat_positions, key)
         v = self._as_tensor(value).cast(self.dtype) if not _is_tensor(value) else value.cast(self.dtype)
+        while v.ndim > target.ndim and v.shape[0] == 1:   # PyTorch drops leading size-1 dims of the value
+            v = v.squeeze(0)
         try:
             v = v.expand(tuple(target.shape))
         except RuntimeError:
             raise RuntimeError(f"setitem: shape mismatch: value tensor of shape {tuple(v.shape)} cannot be "
                                f"broadcast to indexing result of shape {tuple(target.shape)}") from None
+        if target.numel() == 0:
+            return
         flat = self.reshape(-1)
         out = flat._new(g.scatter(flat.node, v.reshape(-1).node, (target.reshape(-1).node,), None))
         self.node = out.reshape(tuple(self.shape)).node
@@ -68,6 +72,10 @@ class IndexingMixin:
     def gather(self: "Tensor", dim: int, index: "Tensor") -> "Tensor":
         axis = self._axis(dim, "gather")
         _check_index_tensor(index, "gather")
+        if self.ndim == 0:   # a 0-d input acts like shape (1,)
+            if index.ndim != 0:
+                raise RuntimeError("gather: index tensor must be 0-D for a 0-D input")
+            return self.reshape(1).gather(0, index.reshape(1)).reshape(())
         if index.ndim != self.ndim:
             raise RuntimeError(f"gather: index tensor must have the same number of dimensions as input "
                                f"({index.ndim} vs {self.ndim})")
@@ -76,11 +84,27 @@ class IndexingMixin:
                 raise RuntimeError(f"gather: size of index {tuple(index.shape)} exceeds input "
                                    f"{tuple(self.shape)} at dimension {d}")
         shape = tuple(index.shape)
-        idxs = [index.cast(dtypes.int64) if d == axis else self._iota_grid(shape, d) for d in range(self.ndim)]
+        idxs = [index.cast(dtypes.int64) if d == axis else self._iota_grid(shape, d)
+                for d in range(self.ndim)]
         return self._index_node(idxs)
 
-    def take_along_dim(self: "Tensor", indices: "Tensor", dim: int) -> "Tensor":
-        return self.gather(dim, indices)
+    def take_along_dim(self: "Tensor", indices: "Tensor", dim: int | None = None) -> "Tensor":
+        """gather with input and indices broadcast against each other except along dim (dim=None:
+        both flattened). Negative indices are out of range, as in gather."""
+        _check_index_tensor(indices, "take_along_dim")
+        if dim is None:
+            return self.reshape(-1).gather(0, indices.reshape(-1))
+        axis = self._axis(dim, "take_along_dim")
+        if indices.ndim != self.ndim:
+            raise RuntimeError("take_along_dim: input and indices should have the same number of dimensions, "
+                               f"but got {self.ndim} and {indices.ndim}")
+        from lazytensor.tensor import broadcast_shapes
+        shape_x, shape_i = list(self.shape), list(indices.shape)
+        shape_x[axis] = shape_i[axis] = 1
+        common = broadcast_shapes(tuple(shape_x), tuple(shape_i), op="take_along_dim")
+        x_shape = common[:axis] + (self.shape[axis],) + common[axis + 1:]
+        i_shape = common[:axis] + (indices.shape[axis],) + common[axis + 1:]
+        return self._broadcast_to(x_shape).gather(axis, indices._broadcast_to(i_shape))
 
     def index_select(self: "Tensor", dim: int, index: "Tensor") -> "Tensor":
         axis = self._axis(dim, "index_select")
@@ -88,6 +112,11 @@ class IndexingMixin:
         _check_index_tensor(index, "index_select")
         if index.ndim > 1:
             raise IndexError(f"index_select: index must be 1-D (or 0-D), got shape {tuple(index.shape)}")
+        if self.ndim == 0:
+            if index.numel() != 1:
+                raise RuntimeError(f"index_select: index to a 0-D tensor can have only 1 value, "
+                                   f"got {index.numel()}")
+            return self.reshape(1).index_select(0, index).reshape(())
         index = index.reshape(-1)
         shape = tuple(self.shape[:axis]) + (index.shape[0],) + tuple(self.shape[axis + 1:])
         view = [1] * len(shape)
@@ -115,6 +144,8 @@ class IndexingMixin:
                 raise RuntimeError(f"{name}: index {shape} is larger than src {tuple(src_t.shape)} or self "
                                    f"{tuple(self.shape)} at dimension {d}")
         src_t = src_t._shrink([(0, s) for s in shape])
+        if index.numel() == 0:   # nothing is written
+            return self
         idxs = tuple((index.cast(dtypes.int64) if d == axis else self._iota_grid(shape, d)).node
                      for d in range(self.ndim))
         return self._new(g.scatter(self.node, src_t.node, idxs, reduce_op))
@@ -175,12 +206,20 @@ class IndexingMixin:
                                f"{dim}, where it must equal the index length {index.shape[0]}")
         view = [1] * len(shape)
         view[axis] = index.shape[0]
-        full_index = self._wrap_negative(index, self.shape[axis]).reshape(tuple(view)).expand(shape)
+        # like PyTorch, negative indices are out of range here (the kernel raises IndexError)
+        full_index = index.reshape(tuple(view)).expand(shape)
         return self._scatter(axis, full_index, source, Op.ADD, "index_add")
 
     def index_copy(self: "Tensor", dim: int, index: "Tensor", source: "Tensor") -> "Tensor":
         axis = self._axis(dim, "index_copy")
+        index = self._as_tensor(index)
+        _check_index_tensor(index, "index_copy")
+        index = index.reshape(-1)
         shape = tuple(source.shape)
+        if len(shape) != self.ndim or shape[axis] != index.shape[0]:
+            raise RuntimeError(f"index_copy: source {shape} must match self {tuple(self.shape)} except at "
+                               f"dim "
+                               f"{dim}, where it must equal the index length {index.shape[0]}")
         view = [1] * len(shape)
         view[axis] = index.shape[0]
         full_index = index.reshape(tuple(view)).expand(shape)
@@ -188,10 +227,14 @@ class IndexingMixin:
 
     def index_fill(self: "Tensor", dim: int, index: "Tensor", value: Any) -> "Tensor":
         axis = self._axis(dim, "index_fill")
+        index = self._as_tensor(index)
+        _check_index_tensor(index, "index_fill")
+        index = self._wrap_negative(index.reshape(-1), self.shape[axis])   # index_fill accepts -1
         shape = list(self.shape)
-        shape[axis] = index.reshape(-1).shape[0]
-        src = self._const(value, shape=tuple(shape))
-        return self.index_copy(axis, index.reshape(-1), src)
+        shape[axis] = index.shape[0]
+        src = value.cast(self.dtype).expand(tuple(shape)) if _is_tensor(value) else \
+            self._const(value, shape=tuple(shape))
+        return self.index_copy(axis, index, src)
 
     def masked_fill(self: "Tensor", mask: "Tensor", value: Any) -> "Tensor":
         if _is_tensor(mask) and mask.dtype != dtypes.bool_:
@@ -224,10 +267,10 @@ class IndexingMixin:
         rest = picked
         for size, stride in zip(self.shape, _strides(tuple(self.shape))):
             coords.append((rest // stride) % size if size else rest * 0)
+        if self.ndim == 0:   # a 0-d tensor acts like shape (1,) with no coordinate columns
+            return (picked,) if as_tuple else self._const(0, dtypes.int64, (count, 0))
         if as_tuple:
-            return tuple(coords) if self.ndim else (picked * 0,)
-        if self.ndim == 0:
-            return picked.reshape(count, 0)
+            return tuple(coords)
         return stack_cols(coords)
 
     def argwhere(self: "Tensor") -> "Tensor":
@@ -260,19 +303,24 @@ def _check_index_tensor(index: Any, op: str) -> None:
 
 
 def _normalize_key(x: "Tensor", key: Any) -> list[Any]:
-    """Key as a list with Ellipsis expanded; bool tensors become their nonzero index tensors."""
+    """Key as a list with Ellipsis expanded and lists/arrays turned into tensors."""
     from lazytensor.tensor import Tensor
     items = list(key) if isinstance(key, tuple) else [key]
     expanded: list[Any] = []
     for k in items:
-        if isinstance(k, (list,)) or (hasattr(k, "__array__") and not isinstance(k, Tensor)):
+        if isinstance(k, list) or (hasattr(k, "__array__") and not isinstance(k, Tensor)):
             k = Tensor(k, device=x.device)
         expanded.append(k)
-    consumed = sum(1 if not (k is None or k is Ellipsis) else 0 for k in expanded
-                   if not (isinstance(k, Tensor) and k.dtype.is_bool))
-    consumed += sum(k.ndim for k in expanded if isinstance(k, Tensor) and k.dtype.is_bool)
-    if sum(1 for k in expanded if k is Ellipsis) > 1:
+    # `k is Ellipsis`, never `Ellipsis in expanded`: `in` would call Tensor.__eq__
+    n_ellipsis = sum(1 for k in expanded if k is Ellipsis)
+    if n_ellipsis > 1:
         raise IndexError("an index can only have a single ellipsis ('...')")
+    consumed = 0
+    for k in expanded:
+        if isinstance(k, Tensor) and k.dtype.is_bool:
+            consumed += k.ndim
+        elif not (k is None or k is Ellipsis):
+            consumed += 1
     if consumed > x.ndim:
         raise IndexError(f"too many indices for tensor of dimension {x.ndim} (got {consumed})")
     out: list[Any] = []
@@ -281,63 +329,65 @@ def _normalize_key(x: "Tensor", key: Any) -> list[Any]:
             out += [slice(None)] * (x.ndim - consumed)
         else:
             out.append(k)
-    if Ellipsis not in expanded:
+    if n_ellipsis == 0:
         out += [slice(None)] * (x.ndim - consumed)
     return out
 
 
 def _getitem(x: "Tensor", key: Any) -> "Tensor":
-    from lazytensor.tensor import Tensor
+    """PyTorch indexing: ints select, slices/None/... are views, then all index tensors (bool masks
+    become their nonzero coordinates) are broadcast together and read by one INDEX node."""
+    from lazytensor.tensor import Tensor, broadcast_shapes
     items = _normalize_key(x, key)
-    # pass 1: basic indexing (views); remember where tensor indices go
+    # pass 1: basic indexing (views); remember which dims of `view` tensor indices address
     view = x
     dim = 0
     adv: list[tuple[int, Tensor]] = []   # (dim in `view`, index tensor)
-    squeeze_dims: list[int] = []
     for k in items:
         if k is None:
             view = view.unsqueeze(dim)
             dim += 1
         elif isinstance(k, Tensor) and k.dtype.is_bool:
             if k.ndim == 0:
+                # a 0-d mask adds a dim of size 1 (True) or 0 (False)
                 view = view.unsqueeze(dim)
-                adv.append((dim, Tensor(0, device=x.device) if bool(k.item()) else
-                            Tensor([], dtype=dtypes.int64, device=x.device)))
+                picked = [0] if bool(k.item()) else []
+                adv.append((dim, Tensor(picked, dtype=dtypes.int64, device=x.device)))
                 dim += 1
                 continue
             for d in range(k.ndim):
                 if k.shape[d] != view.shape[dim + d]:
-                    raise IndexError(f"the shape of the mask {tuple(k.shape)} at index {d} does not match the "
+                    raise IndexError(f"the shape of the mask {tuple(k.shape)} at index {d} does not match "
+                                     f"the "
                                      f"shape of the indexed tensor {tuple(view.shape)} at index {dim + d}")
-            merged = view.flatten(dim, dim + k.ndim - 1) if k.ndim > 1 else view
-            (flat_idx,) = k.reshape(-1).nonzero(as_tuple=True)
-            view = merged
-            adv.append((dim, flat_idx))
-            dim += 1
+            for d, coord in enumerate(k.nonzero(as_tuple=True)):
+                adv.append((dim + d, coord))
+            dim += k.ndim
         elif isinstance(k, Tensor):
             if not k.dtype.is_int:
-                raise IndexError(f"tensors used as indices must be long, int, byte or bool tensors, got {k.dtype}")
+                raise IndexError(f"tensors used as indices must be long, int, byte or bool tensors, "
+                                 f"got {k.dtype}")
             adv.append((dim, k))
             dim += 1
         elif isinstance(k, slice):
             view = _slice(view, dim, k)
             dim += 1
-        elif isinstance(k, (int,)) or hasattr(k, "__index__"):
+        elif isinstance(k, int) or hasattr(k, "__index__"):
+            # an int selects (removes the dim) before tensor indices are placed, as in PyTorch
             i = int(k.__index__()) if not isinstance(k, int) else k
             n = view.shape[dim]
             if not -n <= i < n:
                 raise IndexError(f"index {i} is out of bounds for dimension {dim} with size {n}")
-            view = view.narrow(dim, i % n, 1)
-            squeeze_dims.append(dim)
-            dim += 1
+            view = view.narrow(dim, i % n, 1).squeeze(dim)
         else:
-            raise IndexError(f"only integers, slices, None, ..., and integer or bool tensors are valid indices "
+            raise IndexError(f"only integers, slices, None, ..., and integer or bool tensors are valid "
+                             f"indices "
                              f"(got {type(k).__name__})")
     if not adv:
-        return view.squeeze(tuple(squeeze_dims)) if squeeze_dims else view
-    # pass 2: advanced indices → one INDEX node
+        return view
+    # pass 2: advanced indices → one INDEX node. Adjacent tensor indices keep their place; if any
+    # basic index separates them, the broadcast index dims go first (PyTorch/NumPy rule).
     adv_dims = [d for d, _ in adv]
-    from lazytensor.tensor import broadcast_shapes
     bshape = broadcast_shapes(*[tuple(t.shape) for _, t in adv], op="index")
     adjacent = adv_dims == list(range(adv_dims[0], adv_dims[0] + len(adv_dims)))
     rest = [d for d in range(view.ndim) if d not in adv_dims]
@@ -350,7 +400,7 @@ def _getitem(x: "Tensor", key: Any) -> "Tensor":
     nb = len(bshape)
     idxs: list[Tensor | None] = [None] * view.ndim
     for d, t in adv:
-        t = view._wrap_negative(t, view.shape[d]) if t.numel() else t.cast(dtypes.int64)
+        t = view._wrap_negative(t, view.shape[d])
         t = t.reshape((1,) * (nb - t.ndim) + tuple(t.shape))
         t = t.reshape((1,) * len(before) + tuple(t.shape) + (1,) * len(after)).expand(out_shape)
         idxs[d] = t
@@ -358,17 +408,7 @@ def _getitem(x: "Tensor", key: Any) -> "Tensor":
         idxs[d] = view._iota_grid(out_shape, pos)
     for pos, d in enumerate(after):
         idxs[d] = view._iota_grid(out_shape, len(before) + nb + pos)
-    out = view._index_node(idxs)  # type: ignore[arg-type]
-    if squeeze_dims:
-        # ints were narrowed to size 1 and kept as dims; they are in `rest`, find their output positions
-        drop = []
-        for d in squeeze_dims:
-            if d in before:
-                drop.append(before.index(d))
-            elif d in after:
-                drop.append(len(before) + nb + after.index(d))
-        out = out.squeeze(tuple(drop))
-    return out
+    return view._index_node(idxs)  # type: ignore[arg-type]
 
 
 def _slice(x: "Tensor", dim: int, s: slice) -> "Tensor":

@@ -26,6 +26,11 @@ def _matmul_error(a: "Tensor", b: "Tensor", op: str) -> ValueError:
             hints.append(f"a.T @ b {sa[::-1]} @ {sb}")
         if hints:
             msg += "\n  Did you mean " + "?  or ".join(hints) + "?"
+            return ValueError(msg)
+    inner_b = "second-to-last" if len(sb) > 1 else "only"
+    msg += (f"\n  Hint: the last dim of the left operand ({sa[-1]}) must equal the {inner_b} dim of the "
+            f"right operand ({sb[-2] if len(sb) > 1 else sb[0]}); check the operand order, or transpose "
+            f"one of them (.T / .mT).")
     return ValueError(msg)
 
 
@@ -49,7 +54,8 @@ class LinalgMixin:
 
     def bmm(self: "Tensor", other: "Tensor") -> "Tensor":
         if self.ndim != 3 or other.ndim != 3 or self.shape[0] != other.shape[0]:
-            raise RuntimeError(f"bmm: expected 3-D tensors with equal batch size, got {tuple(self.shape)} and "
+            raise RuntimeError(f"bmm: expected 3-D tensors with equal batch size, got {tuple(self.shape)} "
+                               f"and "
                                f"{tuple(other.shape)}")
         return _matmul(self, other, "bmm")
 
@@ -84,9 +90,9 @@ def _matmul(a: "Tensor", b: "Tensor", op: str) -> "Tensor":
     if a.ndim == 0 or b.ndim == 0:
         raise RuntimeError(f"{op}: both arguments to matmul need to be at least 1D, but they are "
                            f"{a.ndim}D and {b.ndim}D")
-    if a.dtype != b.dtype:
-        target = dtypes.promote_types(a.dtype, b.dtype)
-        a, b = a.cast(target), b.cast(target)
+    if a.dtype != b.dtype:   # as PyTorch: matmul does not promote
+        raise RuntimeError(f"{op}: expected both operands to have the same dtype, but got {a.dtype} and "
+                           f"{b.dtype}; cast one of them with .to(dtype)")
     squeeze_front = a.ndim == 1
     squeeze_back = b.ndim == 1
     x = a.unsqueeze(0) if squeeze_front else a

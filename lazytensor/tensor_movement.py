@@ -299,6 +299,9 @@ class MovementMixin:
 
     def diagonal(self: "Tensor", offset: int = 0, dim1: int = 0, dim2: int = 1) -> "Tensor":
         a, b = self._axis(dim1, "diagonal"), self._axis(dim2, "diagonal")
+        if a == b:
+            raise RuntimeError(f"diagonal: dim1 and dim2 cannot be the same dimension (got {dim1} and {dim2} "
+                               f"for shape {tuple(self.shape)})")
         x = self.movedim((a, b), (-2, -1))
         rows, cols = x.shape[-2], x.shape[-1]
         if offset >= 0:

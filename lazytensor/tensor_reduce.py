@@ -25,9 +25,12 @@ class ReduceMixin:
     """sum/mean/prod/max/min/argmax/argmin/std/var/any/all/logsumexp/softmax/cumsum/norm."""
 
     def _reduce_axes(self: "Tensor", dim: Dims, op: str) -> tuple[int, ...]:
+        """dim → sorted-free tuple of normalized axes; None and () mean every axis (as in PyTorch)."""
         if dim is None:
             return tuple(range(self.ndim))
         dims = (dim,) if isinstance(dim, int) else tuple(dim)
+        if not dims:
+            return tuple(range(self.ndim))
         axes = tuple(self._axis(d, op) for d in dims)
         if len(set(axes)) != len(axes):
             raise RuntimeError(f"{op}: dim {list(dims)} appears multiple times in the list of dims")
@@ -35,9 +38,6 @@ class ReduceMixin:
 
     def _reduce(self: "Tensor", op: Op, dim: Dims, keepdim: bool, name: str) -> "Tensor":
         axes = self._reduce_axes(dim, name)
-        if op is Op.MAX and self.numel() == 0 and any(self.shape[a] == 0 for a in axes):
-            raise IndexError(f"{name}: cannot reduce over a zero-size dimension (no identity for max/min); "
-                             f"input shape {tuple(self.shape)}")
         node = g.reduce(self.node, op, axes)
         out = self._new(node)
         if not keepdim:
@@ -73,12 +73,26 @@ class ReduceMixin:
         total = x.cast(dtypes.acc_dtype(x.dtype))._reduce(Op.ADD, dim, keepdim, "mean")
         return (total / count if count else total * math.nan).cast(x.dtype)
 
+    def _check_nonempty_extreme(self: "Tensor", dim: Dims, name: str) -> None:
+        """max/min have no identity: reducing over a size-0 dim is an error, as in PyTorch."""
+        axes = self._reduce_axes(dim, name)
+        if self.numel() == 0 and any(self.shape[a] == 0 for a in axes):
+            raise IndexError(f"{name}: cannot reduce over a zero-size dimension (max/min have no identity); "
+                             f"input shape {tuple(self.shape)}, dim {dim}")
+
+    def _check_floating(self: "Tensor", name: str) -> None:
+        if not self.dtype.is_float:
+            raise RuntimeError(f"{name}: expected a floating point input, got {self.dtype.name}; "
+                               f"use .float() or pass dtype=")
+
     def amax(self: "Tensor", dim: Dims = None, keepdim: bool = False) -> "Tensor":
+        self._check_nonempty_extreme(dim, "amax")
         if self.dtype.is_bool:
             return self.cast(dtypes.uint8)._reduce(Op.MAX, dim, keepdim, "amax").cast(dtypes.bool_)
         return self._reduce(Op.MAX, dim, keepdim, "amax")
 
     def amin(self: "Tensor", dim: Dims = None, keepdim: bool = False) -> "Tensor":
+        self._check_nonempty_extreme(dim, "amin")
         if self.dtype.is_bool:
             return self.cast(dtypes.uint8).amin(dim, keepdim).cast(dtypes.bool_)
         if self.dtype.is_float:
@@ -92,7 +106,7 @@ class ReduceMixin:
             return self.maximum(dim)
         if dim is None:
             return self.amax()
-        return ValuesIndices(self.amax(dim, keepdim), self.argmax(dim, keepdim))
+        return ValuesIndices(self.amax(dim, keepdim), self._arg_extreme(dim, keepdim, True, "max"))
 
     def min(self: "Tensor", dim: Any = None, keepdim: bool = False) -> Any:
         from lazytensor.tensor import Tensor
@@ -100,7 +114,7 @@ class ReduceMixin:
             return self.minimum(dim)
         if dim is None:
             return self.amin()
-        return ValuesIndices(self.amin(dim, keepdim), self.argmin(dim, keepdim))
+        return ValuesIndices(self.amin(dim, keepdim), self._arg_extreme(dim, keepdim, False, "min"))
 
     def _arg_extreme(self: "Tensor", dim: int | None, keepdim: bool, largest: bool, name: str) -> "Tensor":
         x = self.reshape(-1) if dim is None else self
@@ -133,16 +147,26 @@ class ReduceMixin:
         return self._new(g.expand(node, tuple(self.shape)))
 
     def argmax(self: "Tensor", dim: int | None = None, keepdim: bool = False) -> "Tensor":
+        if self.dtype.is_bool:
+            raise RuntimeError("argmax: does not support bool input (as in PyTorch); use .int() first")
         return self._arg_extreme(dim, keepdim, True, "argmax")
 
     def argmin(self: "Tensor", dim: int | None = None, keepdim: bool = False) -> "Tensor":
+        if self.dtype.is_bool:
+            raise RuntimeError("argmin: does not support bool input (as in PyTorch); use .int() first")
         return self._arg_extreme(dim, keepdim, False, "argmin")
 
     def any(self: "Tensor", dim: Dims = None, keepdim: bool = False) -> "Tensor":
-        return self.cast(dtypes.bool_).cast(dtypes.uint8)._reduce(Op.MAX, dim, keepdim, "any").cast(dtypes.bool_)
+        """True where some element is nonzero (uint8 in, uint8 out, as in PyTorch)."""
+        out_dtype = dtypes.uint8 if self.dtype == dtypes.uint8 else dtypes.bool_
+        if dim is not None and not isinstance(dim, int) and len(tuple(dim)) == 0:
+            return self.cast(dtypes.bool_).cast(out_dtype)   # PyTorch: any(dim=()) reduces nothing
+        hit = self.cast(dtypes.bool_).cast(dtypes.uint8)._reduce(Op.MAX, dim, keepdim, "any")
+        return hit.cast(dtypes.bool_).cast(out_dtype)
 
     def all(self: "Tensor", dim: Dims = None, keepdim: bool = False) -> "Tensor":
-        return self.logical_not().any(dim, keepdim).logical_not()
+        out_dtype = dtypes.uint8 if self.dtype == dtypes.uint8 else dtypes.bool_
+        return self.logical_not().any(dim, keepdim).logical_not().cast(out_dtype)
 
     def count_nonzero(self: "Tensor", dim: Dims = None) -> "Tensor":
         return (self != 0).sum(dim)
@@ -151,7 +175,8 @@ class ReduceMixin:
             correction: float | None = None) -> "Tensor":
         if correction is None:
             correction = 1 if unbiased is None or unbiased else 0
-        x = self._floating()
+        self._check_floating("std/var")
+        x = self
         axes = x._reduce_axes(dim, "var")
         n = math.prod(x.shape[a] for a in axes)
         centered = x - x.mean(axes, keepdim=True)
@@ -169,24 +194,36 @@ class ReduceMixin:
 
     def logsumexp(self: "Tensor", dim: Dims, keepdim: bool = False) -> "Tensor":
         x = self._floating()
+        axes = x._reduce_axes(dim, "logsumexp")
+        if x.numel() == 0:   # log(0) = -inf over empty dims; no max to shift by
+            return x.exp().sum(dim, keepdim=keepdim).log()
         m = x.amax(dim, keepdim=True)
-        m = m.isinf()._where(m * 0, m)
+        # shift by the max, but not by an infinite one (inf - inf is nan); m * 0 would be nan too
+        m = m.isinf()._where(m._const(0, shape=()), m)
         out = (x - m).exp().sum(dim, keepdim=True).log() + m
         if not keepdim:
-            out = out.squeeze(x._reduce_axes(dim, "logsumexp"))
+            out = out.squeeze(axes)
         return out
 
     def softmax(self: "Tensor", dim: int = -1, dtype: Any = None) -> "Tensor":
-        x = self.cast(dtypes.to_dtype(dtype)) if dtype is not None else self._floating()
+        x = self.cast(dtypes.to_dtype(dtype)) if dtype is not None else self
+        x._check_floating("softmax")
+        x._axis(dim, "softmax")
         if x.ndim == 0:
             return x * 0 + 1
+        if x.numel() == 0:
+            return x
         e = (x - x.amax(dim, keepdim=True)).exp()
         return e / e.sum(dim, keepdim=True)
 
     def log_softmax(self: "Tensor", dim: int = -1, dtype: Any = None) -> "Tensor":
-        x = self.cast(dtypes.to_dtype(dtype)) if dtype is not None else self._floating()
+        x = self.cast(dtypes.to_dtype(dtype)) if dtype is not None else self
+        x._check_floating("log_softmax")
+        x._axis(dim, "log_softmax")
         if x.ndim == 0:
             return x * 0
+        if x.numel() == 0:
+            return x
         shifted = x - x.amax(dim, keepdim=True)
         return shifted - shifted.exp().sum(dim, keepdim=True).log()
 
@@ -217,7 +254,8 @@ class ReduceMixin:
 
     def norm(self: "Tensor", p: Any = "fro", dim: Dims = None, keepdim: bool = False,
              dtype: Any = None) -> "Tensor":
-        x = self.cast(dtypes.to_dtype(dtype)) if dtype is not None else self._floating()
+        x = self.cast(dtypes.to_dtype(dtype)) if dtype is not None else self
+        x._check_floating("norm")
         if p in ("fro", 2, 2.0):
             return (x * x).sum(dim, keepdim=keepdim).sqrt()
         if p in (math.inf, "inf"):

@@ -19,7 +19,9 @@ from lazytensor.runtime.cache import cache_key, cached_artifact
 from lazytensor.runtime.device import DeviceUnavailable
 
 ALIGNMENT = 64
-BASE_FLAGS = ["-O2", "-march=native", "-fPIC", "-shared", "-fwrapv", "-fno-math-errno"]
+# -ffp-contract=off: no fused multiply-add contraction, so a*b+c rounds twice like PyTorch/NumPy
+# (FMA changed results by up to 100% where a*b and c cancel, and made them depend on fusion).
+BASE_FLAGS = ["-O2", "-march=native", "-fPIC", "-shared", "-fwrapv", "-fno-math-errno", "-ffp-contract=off"]
 
 
 class CompileError(RuntimeError):

@@ -9,6 +9,8 @@ import pytest
 
 # The compile cache must be chosen before lazytensor reads it.
 os.environ.setdefault("LAZYTENSOR_CACHE", os.path.join(tempfile.gettempdir(), "lazytensor-test-cache"))
+# Prove every kernel's indices in range before it runs (a lowering bug fails loudly, never reads wild memory).
+os.environ.setdefault("VALIDATE", "1")
 
 
 @pytest.fixture(autouse=True)
