@@ -1,0 +1,5 @@
+"""nn area: activation (function forms and their Module classes)."""
+from __future__ import annotations
+
+FUNCTIONS: list[str] = []   # names re-exported by lt.nn.functional
+MODULES: list[str] = []     # Module classes re-exported by lt.nn

@@ -1,0 +1,1 @@
+"""lt.optim: optimizers (SGD, Adam, ...) and lr_scheduler."""

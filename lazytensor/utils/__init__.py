@@ -1,0 +1,1 @@
+"""lt.utils: data loading."""
