@@ -8,12 +8,13 @@ import math
 from dataclasses import replace
 
 from lazytensor import config
-from lazytensor.graph import toposort
+from lazytensor import symbolic as sym
+from lazytensor.graph import Node, toposort
 from lazytensor.ops import Op
 
-from lazytensor.codegen.kernel import Loop, LoopKernel, LoopNest
+from lazytensor.codegen.kernel import Loop, LoopKernel, LoopNest, Store
 
-PARALLEL_MIN_WORK = 1 << 15
+PARALLEL_MIN_WORK = 1 << 18
 """Below this many inner-loop iterations a nest runs on one thread: forking costs more."""
 
 
@@ -41,7 +42,125 @@ def parallelize_outer_loop(kernel: LoopKernel) -> LoopKernel:
     return replace(kernel, nests=tuple(nests), notes=tuple(notes))
 
 
-PASSES = [parallelize_outer_loop]
+# ---- upcast: register tiles for reduce kernels ----
+
+VECTOR_FACTORS = (16, 8, 4)
+"""Lanes tried for the contiguous output axis (16 floats fill one AVX-512 register)."""
+ROW_FACTORS = (8, 4, 2)
+"""Lanes tried for a second output axis whose values a reduce-body load does not depend on (reuse)."""
+UPCAST_NODE_BUDGET = 6000
+"""Most scalar nodes a tiled reduce body may have: bigger tiles only slow the C compiler down."""
+
+
+def _depends_on(node: Node, var: Node) -> bool:
+    return any(n is var for n in toposort([node]))
+
+
+def _coefficient(index: Node, var: Node) -> int | None:
+    """The coefficient of var in a linear index, or None if var appears non-linearly."""
+    terms, _ = sym._linear(index)
+    coef = terms.get(var)
+    others = [t for t in terms if t is not var and _depends_on(t, var)]
+    return None if others else (coef or 0)
+
+
+def _reduce_body_loads(nest: LoopNest) -> list[Node]:
+    loads = []
+    for st in nest.stores:
+        for n in toposort([st.value]):
+            if n.op is Op.REDUCE_LOOP:
+                loads += [m for m in toposort([n.srcs[0]]) if m.op is Op.LOAD]
+    return loads
+
+
+def _lanes(size: int, factors: tuple[int, ...], full_unroll_max: int) -> int:
+    """The largest factor dividing size; a small loop (≤ full_unroll_max) is unrolled whole."""
+    if size <= full_unroll_max:
+        return size
+    return next((f for f in factors if size % f == 0), 0)
+
+
+def choose_upcasts(nest: LoopNest) -> list[tuple[int, int]]:
+    """(loop position, lanes) to unroll into a register tile, for a nest whose value reduces.
+
+    A "vector" axis is an output loop that some reduce-body load reads contiguously (its lanes
+    become one vector load); a "row" axis is one that some load does not depend on while another
+    does, so each loaded value is reused by every lane (the B row in matmul, the weight in conv).
+    Without a vector axis, two row axes make a scalar tile (each load still reused)."""
+    if nest.serial_reason or len(nest.stores) != 1 or not nest.loops:
+        return []
+    loads = [ld.srcs[0] for ld in _reduce_body_loads(nest)]
+    if not loads:
+        return []
+    positions = list(range(len(nest.loops) - 1, -1, -1))   # innermost first
+    chosen: list[tuple[int, int]] = []
+    for pos in positions:
+        if any(_coefficient(index, nest.loops[pos].var) == 1 for index in loads):
+            lanes = _lanes(nest.loops[pos].size, VECTOR_FACTORS, 16)
+            if lanes > 1:
+                chosen.append((pos, lanes))
+                break
+    row_axes_wanted = 1 if chosen else 2
+    rows: list[tuple[int, int]] = []
+    for pos in positions:
+        if len(rows) == row_axes_wanted:
+            break
+        if chosen and pos == chosen[0][0]:
+            continue
+        depends = [_depends_on(index, nest.loops[pos].var) for index in loads]
+        if any(depends) and not all(depends):
+            lanes = _lanes(nest.loops[pos].size, ROW_FACTORS, 8)
+            if lanes > 1:
+                rows.append((pos, lanes))
+    chosen += rows
+    body_size = len(toposort([nest.stores[0].value]))
+    while chosen and body_size * math.prod(f for _, f in chosen) > UPCAST_NODE_BUDGET:
+        pos, lanes = chosen[-1]
+        smaller = next((f for f in ROW_FACTORS + (1,) if f < lanes and lanes % f == 0), 1)
+        if smaller < 2:
+            chosen.pop()
+        else:
+            chosen[-1] = (pos, smaller)
+    return chosen
+
+
+def upcast_loop(nest: LoopNest, pos: int, lanes: int) -> LoopNest:
+    """Split loop `pos` into (size/lanes) iterations of `lanes` unrolled copies of the stores.
+
+    The copies share every subexpression that does not depend on the lane, and their reduce
+    loops (identical ranges) are rendered as one loop with one accumulator per lane."""
+    loop = nest.loops[pos]
+    name, size = loop.var.arg
+    outer = sym.loop_var(name, size // lanes)
+    stores: list[Store] = []
+    for lane in range(lanes):
+        if size == lanes:
+            lane_value = sym.const(lane)
+        else:
+            lane_value = sym.add(sym.mul(outer, sym.const(lanes)), sym.const(lane))
+        for st in nest.stores:
+            index, value = sym.substitute([st.index, st.value], {loop.var: lane_value})
+            stores.append(Store(st.slot, index, value, st.reduce_op, st.replace_op))
+    if size == lanes:
+        loops = nest.loops[:pos] + nest.loops[pos + 1:]
+    else:
+        loops = nest.loops[:pos] + (Loop(outer, loop.parallel),) + nest.loops[pos + 1:]
+    return LoopNest(loops, tuple(stores), nest.serial_reason)
+
+
+def upcast_reduce_tiles(kernel: LoopKernel) -> LoopKernel:
+    """Register-tile reduce kernels (see choose_upcasts): the pass that makes matmul/conv fast."""
+    nests = []
+    notes = list(kernel.notes)
+    for nest in kernel.nests:
+        for pos, lanes in sorted(choose_upcasts(nest), reverse=True):
+            notes.append(f"upcast {nest.loops[pos].var.arg[0]} ({nest.loops[pos].size}) by {lanes}")
+            nest = upcast_loop(nest, pos, lanes)
+        nests.append(nest)
+    return replace(kernel, nests=tuple(nests), notes=tuple(notes))
+
+
+PASSES = [upcast_reduce_tiles, parallelize_outer_loop]
 
 
 def optimize(kernel: LoopKernel) -> LoopKernel:

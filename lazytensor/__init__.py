@@ -21,6 +21,7 @@ from lazytensor.explain import explain_schedule
 from lazytensor.functions import (cat, clamp, clip, concat, concatenate, einsum, hstack, matmul, maximum,
                                   minimum, stack, vstack, where)
 from lazytensor.tensor import Device, Size, Tensor, broadcast_shapes
+from lazytensor import realize as _realize_module  # imported before def realize() below, which must win the name
 
 float = float32  # noqa: A001
 double = float64
@@ -73,15 +74,14 @@ def explain(t: Tensor) -> str:
 
 def realize(*tensors: Tensor) -> None:
     """Realize several tensors in one schedule (shared work is computed once)."""
-    from lazytensor.realize import realize as _realize
-    pending = [t for t in tensors if t.node.op is not t.node.op.BUFFER]
+    pending = list({id(t): t for t in tensors if t.node.op is not t.node.op.BUFFER}.values())
     by_device: dict[str, list[Tensor]] = {}
     for t in pending:
         by_device.setdefault(t.device, []).append(t)
     for device, ts in by_device.items():
-        nodes = _realize([t.node for t in ts], device)
+        nodes = _realize_module.realize([t.node for t in ts], device)
         for t, n in zip(ts, nodes):
-            t.node = n
+            t._set_realized(n)
 
 
 def _module_function(name: str):

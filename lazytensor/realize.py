@@ -63,8 +63,8 @@ def renderer_for(device: str):
 
 
 def compile_kernel(ast: Node, device: str) -> CompiledKernel:
-    """Kernel AST → LoopKernel → optimized → source → program. Memoized on (device, ast)."""
-    key = (device, ast)
+    """Kernel AST → LoopKernel → optimized → source → program. Memoized on (device, ast, NOOPT)."""
+    key = (device, ast, config.NOOPT)
     found = _compiled.get(key)
     if found is not None:
         return found
@@ -73,6 +73,8 @@ def compile_kernel(ast: Node, device: str) -> CompiledKernel:
     if config.VALIDATE:
         validate_indices(loop_kernel)
     loop_kernel = optimize(loop_kernel)
+    if config.VALIDATE:
+        validate_indices(loop_kernel)   # optimization passes rewrite indices too
     source = renderer_for(device).render(loop_kernel)
     if config.DEBUG >= 4:
         print(f"--- source of {loop_kernel.name} ---\n{source}")

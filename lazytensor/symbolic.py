@@ -11,6 +11,7 @@ constructors here simplify as they build, using those bounds. The rules, by name
 - small quotient                         r // c → k    when k·c ≤ r < (k+1)·c
 - drop multiples in a remainder          (q·c + r) % c → r % c
 - small remainder                        r % c → r     when 0 ≤ r < c
+- reduce coefficients                    (a·x + r) // c, % c with a ≥ c: a → a % c when that removes the op
 - nested division                        (x // a) // b → x // (a·b)
 - common factor                          (g·A + r) // c → A // (c/g),  (g·A + r) % c → g·(A % (c/g)) + r
                                          when g divides c and 0 ≤ r < g
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 from lazytensor import dtypes
 from lazytensor.dtypes import DType
-from lazytensor.graph import Node
+from lazytensor.graph import Node, toposort
 from lazytensor.ops import Op
 
 INDEX = dtypes.int64
@@ -168,6 +169,20 @@ def _from_linear(terms: dict[Node, int], c: int) -> Node:
     return out if c == 0 else _raw(Op.ADD, out, const(c))
 
 
+def _reduce_coefficients(terms: dict[Node, int], k: int, c: int) -> tuple[Node, Node, int, int] | None:
+    """'reduce coefficients': with every atom ≥ 0, split each coef·atom as c·(coef // c)·atom + (coef % c)·atom.
+
+    Returns (quotient part, remainder part r, bounds of r) so that a = c·quotient + r and r ≥ 0;
+    callers use it only when r's bounds fall into one multiple of c (then the division or remainder
+    disappears, e.g. (k·(L+d) + j) % L → k·d + j for the sliding windows of a convolution)."""
+    if any(bounds(t)[0] < 0 for t in terms) or all(coef % c == 0 for coef in terms.values()):
+        return None
+    quotient = _from_linear({t: coef // c for t, coef in terms.items() if coef // c}, k // c)
+    rest = _from_linear({t: coef % c for t, coef in terms.items() if coef % c}, k % c)
+    lo, hi = bounds(rest)
+    return quotient, rest, lo, hi
+
+
 # ---- public constructors ----
 
 def add(a: Node, b: Node) -> Node:
@@ -228,6 +243,9 @@ def idiv(a: Node, c: int) -> Node:
     if factored is not None:
         g, big, _ = factored
         return idiv(big, c // g)
+    reduced = _reduce_coefficients(terms, k, c)
+    if reduced is not None and reduced[2] // c == reduced[3] // c:
+        return add(reduced[0], const(reduced[2] // c))
     quotient_terms = {t: coef // c for t, coef in terms.items() if coef % c == 0}
     rest_terms = {t: coef for t, coef in terms.items() if coef % c != 0}
     quotient_const, rest_const = divmod(k, c)
@@ -256,6 +274,9 @@ def mod(a: Node, c_node: Node | int) -> Node:
     if factored is not None:
         g, big, small = factored
         return add(mul(mod(big, c // g), const(g)), small)
+    reduced = _reduce_coefficients(terms, k, c)
+    if reduced is not None and reduced[2] // c == reduced[3] // c:
+        return add(reduced[1], const(-(reduced[2] // c) * c))
     rest_terms = {t: coef for t, coef in terms.items() if coef % c != 0}
     rest = _from_linear(rest_terms, k % c)
     lo, hi = bounds(rest)
@@ -297,3 +318,29 @@ def logical_and(a: Node | None, b: Node | None) -> Node | None:
 
 def is_false(cond: Node | None) -> bool:
     return cond is not None and cond.op is Op.CONST and cond.arg is False
+
+
+def substitute(roots: list[Node], mapping: dict[Node, Node]) -> list[Node]:
+    """Rebuild scalar expression DAGs with some nodes replaced (e.g. a loop variable by
+    `outer * 4 + lane`), re-simplifying the index arithmetic that the replacement touches."""
+    done: dict[Node, Node] = dict(mapping)
+    for n in toposort(roots):
+        if n in done:
+            continue
+        srcs = tuple(done[s] for s in n.srcs)
+        done[n] = n if srcs == n.srcs else _rebuild_scalar(n, srcs)
+    return [done[r] for r in roots]
+
+
+def _rebuild_scalar(n: Node, srcs: tuple[Node, ...]) -> Node:
+    """n's op over new sources; integer add/mul/div/mod/compare go through the simplifying builders."""
+    if n.dtype == INDEX and n.op is Op.ADD:
+        return add(*srcs)
+    if n.dtype == INDEX and n.op is Op.MUL:
+        return mul(*srcs)
+    if n.op in (Op.IDIV, Op.MOD) and n.dtype == INDEX and srcs[1].op is Op.CONST and srcs[1].arg > 0 \
+            and bounds(srcs[0])[0] >= 0:
+        return idiv(srcs[0], int(srcs[1].arg)) if n.op is Op.IDIV else mod(srcs[0], srcs[1])
+    if n.op is Op.CMPLT and srcs[0].dtype == INDEX and srcs[1].dtype == INDEX:
+        return lt(*srcs)
+    return Node.make(n.op, n.dtype, srcs, n.arg, n.shape)

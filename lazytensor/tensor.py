@@ -252,12 +252,16 @@ class Tensor(ElementwiseMixin, ReduceMixin, MovementMixin, IndexingMixin, Linalg
         """Compute this tensor now (schedule → compile, cached → run); returns self."""
         from lazytensor.realize import realize
         if self.node.op is not Op.BUFFER:
-            old = self.node
-            (self.node,) = realize([self.node], self.device)
-            if self._is_leaf_grad:
-                unregister_leaf(old)
-                register_leaf(self.node, self)
+            (node,) = realize([self.node], self.device)
+            self._set_realized(node)
         return self
+
+    def _set_realized(self, node: Node) -> None:
+        """Point this tensor at the buffer that now holds its value (keeping a leaf registered)."""
+        old, self.node = self.node, node
+        if self._is_leaf_grad:
+            unregister_leaf(old)
+            register_leaf(node, self)
 
     def schedule(self) -> list:
         """The kernels realize() would run, each with its fused ops and boundary reason."""

@@ -118,6 +118,8 @@ class CStyleRenderer:
         for st in nest.stores:
             roots += [st.index, st.value]
         nodes = toposort(roots)
+        self.group_of = self._reduce_groups(nodes)
+        nodes = self._emission_order(nodes)
         self.deps = self._range_deps(nodes)
         self.scope = self._scopes(nodes)
         self.uses: dict[Node, int] = defaultdict(int)
@@ -144,6 +146,45 @@ class CStyleRenderer:
             lines.append("  " * (len(nest.loops) - depth) + "}")
         return lines
 
+    def _reduce_groups(self, nodes: list[Node]) -> dict[Node, tuple[Node, ...]]:
+        """REDUCE_LOOPs over the same ranges (the lanes of an upcast tile) are rendered as one loop
+        with one accumulator each: every member maps to the whole group, in order."""
+        by_ranges: dict[tuple[Node, ...], list[Node]] = defaultdict(list)
+        for n in nodes:
+            if n.op is Op.REDUCE_LOOP:
+                by_ranges[n.arg[1]].append(n)
+        return {m: tuple(group) for group in by_ranges.values() for m in group}
+
+    def _emission_order(self, nodes: list[Node]) -> list[Node]:
+        """A topological order in which each reduce group's members are adjacent (all of the
+        group's inputs come before its first member)."""
+        def key(n: Node) -> Node:
+            return self.group_of[n][0] if n in self.group_of else n
+
+        def preds(k: Node) -> list[Node]:
+            members = self.group_of.get(k, (k,))
+            return [key(s) for m in members for s in m.srcs]
+
+        order: list[Node] = []
+        seen: set[Node] = set()
+        for start in nodes:
+            if key(start) in seen:
+                continue
+            stack: list[tuple[Node, bool]] = [(key(start), False)]
+            while stack:
+                k, expanded = stack.pop()
+                if expanded:
+                    order += list(self.group_of.get(k, (k,)))
+                    continue
+                if k in seen:
+                    continue
+                seen.add(k)
+                stack.append((k, True))
+                for p in reversed(preds(k)):
+                    if p not in seen:
+                        stack.append((p, False))
+        return order
+
     def _range_deps(self, nodes: list[Node]) -> dict[Node, frozenset[Node]]:
         deps: dict[Node, frozenset[Node]] = {}
         for n in nodes:
@@ -162,7 +203,7 @@ class CStyleRenderer:
         for n in nodes:
             if n.op is Op.REDUCE_LOOP:
                 for r in n.arg[1]:
-                    owner_of_range[r] = n
+                    owner_of_range[r] = self.group_of[n][0]
         depth: dict[Node | None, int] = {None: 0}
         scope: dict[Node, Node | None] = {}
         for n in nodes:   # sources come first, so a reduce's own scope is known before its users
@@ -186,7 +227,8 @@ class CStyleRenderer:
             if self.scope[n] is not owner or n.op in (Op.RANGE, Op.CONST):
                 continue
             if n.op is Op.REDUCE_LOOP:
-                lines += self.render_reduce(n, indent)
+                if n is self.group_of[n][0]:
+                    lines += self.render_reduce_group(self.group_of[n], indent)
                 continue
             if self.uses[n] > 1 or n in self.cross_scope or (n.op is Op.LOAD and self.uses[n] > 0):
                 name = f"t{self.counter}"
@@ -195,29 +237,34 @@ class CStyleRenderer:
                 self.names[n] = name
         return lines
 
-    def render_reduce(self, n: Node, indent: str) -> list[str]:
-        op, ranges = n.arg
-        acc = f"acc{self.counter}"
-        self.counter += 1
-        t = self.type_name(n.dtype)
-        lines = [f"{indent}{t} {acc} = {self.identity(op, n.dtype)};"]
+    def render_reduce_group(self, group: tuple[Node, ...], indent: str) -> list[str]:
+        """One accumulation loop over the group's shared ranges, one accumulator per member."""
+        ranges = group[0].arg[1]
+        lines: list[str] = []
+        for n in group:
+            acc = f"acc{self.counter}"
+            self.counter += 1
+            lines.append(f"{indent}{self.type_name(n.dtype)} {acc} = {self.identity(n.arg[0], n.dtype)};")
+            self.names[n] = acc
         inner = indent
         for r in ranges:
             v = r.arg[0]
             lines.append(f"{inner}for (long long {v} = 0; {v} < {r.arg[1]}; {v}++) {{")
             inner += "  "
-        lines += self.emit_scope(n, inner)
-        body = self.ref(n.srcs[0])
-        if op is Op.ADD:
-            lines.append(f"{inner}{acc} += {body};" if not n.dtype.is_bool else f"{inner}{acc} |= {body};")
-        elif op is Op.MUL:
-            lines.append(f"{inner}{acc} *= {body};" if not n.dtype.is_bool else f"{inner}{acc} &= {body};")
-        else:
-            lines.append(f"{inner}{acc} = {self.max_fn(n.dtype)}({acc}, {body});")
+        lines += self.emit_scope(group[0], inner)
+        for n in group:
+            lines.append(inner + self.accumulate(n.arg[0], n.dtype, self.names[n], self.ref(n.srcs[0])))
         for i in range(len(ranges)):
             lines.append(indent + "  " * (len(ranges) - 1 - i) + "}")
-        self.names[n] = acc
         return lines
+
+    def accumulate(self, op: Op, dt: DType, acc: str, body: str) -> str:
+        """The statement that folds one more value into an accumulator."""
+        if op is Op.ADD:
+            return f"{acc} += {body};" if not dt.is_bool else f"{acc} |= {body};"
+        if op is Op.MUL:
+            return f"{acc} *= {body};" if not dt.is_bool else f"{acc} &= {body};"
+        return f"{acc} = {self.max_fn(dt)}({acc}, {body});"
 
     def identity(self, op: Op, dt: DType) -> str:
         if op is Op.ADD:

@@ -1,0 +1,112 @@
+"""Loop optimization passes keep results exact: optimized == unoptimized (NOOPT) == NumPy.
+
+Shapes include 1, 7, 127 and sizes the register-tiling pass splits (multiples of 16 and 8),
+with non-contiguous (transposed, strided) inputs. No test here times anything."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import lazytensor as lt
+from lazytensor import config
+from lazytensor.codegen.lower import lower_kernel
+from lazytensor.codegen.opt import choose_upcasts, optimize
+
+
+def _both(fn, *arrays):
+    """fn evaluated with optimizations on and off, on fresh tensors each time."""
+    results = []
+    for noopt in (False, True):
+        saved = config.NOOPT
+        config.NOOPT = noopt
+        try:
+            results.append(fn(*[lt.tensor(a) for a in arrays]).numpy())
+        finally:
+            config.NOOPT = saved
+    return results
+
+
+MATMUL_SHAPES = [(1, 1, 1), (7, 5, 3), (16, 8, 16), (32, 7, 48), (127, 33, 16), (64, 64, 64), (8, 1023, 16),
+                 (24, 16, 40), (1, 64, 128)]
+
+
+@pytest.mark.parametrize("m,k,n", MATMUL_SHAPES)
+@pytest.mark.parametrize("layout", ["plain", "a_transposed", "b_transposed", "strided"])
+def test_matmul_optimized_matches_unoptimized_and_numpy(m, k, n, layout):
+    rng = np.random.default_rng(m * 1000 + k * 10 + n)
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    if layout == "a_transposed":
+        fn = lambda x, y: x.T @ y     # noqa: E731
+        a = np.ascontiguousarray(a.T)
+        want = a.T @ b
+    elif layout == "b_transposed":
+        fn = lambda x, y: x @ y.T     # noqa: E731
+        b = np.ascontiguousarray(b.T)
+        want = a @ b.T
+    elif layout == "strided":
+        fn = lambda x, y: x[:, ::2] @ y[::2]     # noqa: E731
+        a, b = np.concatenate([a, a], 1), np.concatenate([b, b], 0)
+        want = a[:, ::2] @ b[::2]
+    else:
+        fn = lambda x, y: x @ y     # noqa: E731
+        want = a @ b
+    fast, slow = _both(fn, a, b)
+    np.testing.assert_allclose(fast, slow, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(fast, want, rtol=1e-4, atol=1e-3)
+
+
+REDUCE_CASES = [
+    ("sum_axis0", lambda x: x.sum(0), lambda x: x.sum(0)),
+    ("max_axis0", lambda x: x.max(0).values, lambda x: x.max(0)),
+    ("sum_axis1", lambda x: x.sum(1), lambda x: x.sum(1)),
+    ("mean_keepdim", lambda x: x.mean(0, keepdim=True), lambda x: x.mean(0, keepdims=True)),
+    ("sum_then_scale", lambda x: (x * 2).sum(0) + 1, lambda x: (x * 2).sum(0) + 1),
+    ("int_prod", lambda x: (x.int() % 3 + 1).prod(0), lambda x: (x.astype(np.int32) % 3 + 1).prod(0)),
+]
+
+
+@pytest.mark.parametrize("shape", [(1, 16), (7, 32), (127, 16), (3, 1023), (16, 48)])
+@pytest.mark.parametrize("name,ours,numpy_fn", REDUCE_CASES, ids=[c[0] for c in REDUCE_CASES])
+def test_reductions_optimized_match(name, ours, numpy_fn, shape):
+    x = np.random.default_rng(1).uniform(-2, 2, shape).astype(np.float32)
+    fast, slow = _both(ours, x)
+    np.testing.assert_allclose(fast, slow, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(fast, numpy_fn(x), rtol=1e-4, atol=1e-4)
+
+
+def test_batched_matmul_and_conv_like_window_reduce():
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((3, 16, 8)).astype(np.float32)
+    b = rng.standard_normal((3, 8, 32)).astype(np.float32)
+    fast, slow = _both(lambda x, y: x @ y, a, b)
+    np.testing.assert_allclose(fast, slow, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(fast, a @ b, rtol=1e-4, atol=1e-4)
+    # a 1-D "convolution" written with movement ops: out[c, i] = sum_k x[i + k] * w[c, k]
+    x = rng.standard_normal(34).astype(np.float32)
+    w = rng.standard_normal((8, 3)).astype(np.float32)
+
+    def conv(xt, wt):
+        windows = lt.stack([xt[k:k + 32] for k in range(3)], 0)      # (3, 32)
+        return (wt.unsqueeze(2) * windows.unsqueeze(0)).sum(1)       # (8, 32)
+    fast, slow = _both(conv, x, w)
+    want = np.stack([sum(w[c, k] * x[k:k + 32] for k in range(3)) for c in range(8)])
+    np.testing.assert_allclose(fast, slow, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(fast, want, rtol=1e-4, atol=1e-4)
+
+
+def test_upcast_choice_for_matmul_tiles_both_axes():
+    a, b = lt.randn(64, 32).realize(), lt.randn(32, 48).realize()
+    (item,) = (a @ b).schedule()
+    kernel = lower_kernel(item.ast)
+    chosen = dict(choose_upcasts(kernel.nests[0]))
+    assert chosen == {1: 16, 0: 8}
+    optimized = optimize(kernel)
+    assert any("upcast" in note for note in optimized.notes)
+    assert len(optimized.nests[0].stores) == 16 * 8
+
+
+def test_elementwise_kernels_are_not_upcast():
+    x = lt.randn(64, 64).realize()
+    (item,) = (x.exp() + 1).schedule()
+    assert choose_upcasts(lower_kernel(item.ast).nests[0]) == []
