@@ -13,7 +13,8 @@ import numpy as np
 from lazytensor import config
 from lazytensor.graph import Node
 from lazytensor.ops import Op
-from lazytensor.schedule import REALIZED, ScheduleItem, create_schedule
+from lazytensor.schedule import REALIZED, create_schedule
+from lazytensor.schedule_cache import PLANS, Plan, PlannedStep, Ref, plan_from_schedule, structure_key
 from lazytensor.runtime.device import Buffer, get_runtime
 
 from lazytensor.codegen.kernel import LoopKernel
@@ -89,48 +90,47 @@ def _nbytes(node: Node) -> int:
     return node.numel * node.dtype.itemsize
 
 
-def run_schedule(items: list[ScheduleItem]) -> dict[Node, Buffer]:
-    """Run items in order; returns the buffer made for each item's output node."""
-    made: dict[Node, Buffer] = {}
+def run_plan(plan: Plan, inputs: list[Buffer]) -> list[Buffer]:
+    """Run a plan's steps in order over the given input buffers; returns each root's buffer."""
+    made: list[Buffer] = []
 
-    def buffer_of(n: Node) -> Buffer:
-        return n.arg if n.op is Op.BUFFER else made[n]
+    def operand(ref: Ref) -> Buffer:
+        kind, k = ref
+        return inputs[k] if kind == "input" else made[k]
 
     start_all = time.perf_counter()
-    for item in items:
-        out = Buffer(item.device, _nbytes(item.output)).allocate()
-        if item.kind == "copy":
-            src = buffer_of(item.inputs[0])
-            out.copyin(src.copyout())
-            made[item.output] = out
+    for step in plan.steps:
+        out = Buffer(step.device, step.numel * step.dtype.itemsize).allocate()
+        made.append(out)
+        if step.kind == "copy":
+            out.copyin(operand(step.inputs[0]).copyout())
             continue
-        if item.output.numel == 0:   # nothing to compute (and index math over a size-0 dim is undefined)
-            made[item.output] = out
+        if step.numel == 0:   # nothing to compute (and index math over a size-0 dim is undefined)
             continue
-        ck = compile_kernel(item.ast, item.device)
+        ck = compile_kernel(step.ast, step.device)
         err = np.zeros(4, dtype=np.int64)
-        handles = [out.handle] + [buffer_of(n).allocate().handle for n in item.inputs] + [err]
+        handles = [out.handle] + [operand(r).allocate().handle for r in step.inputs] + [err]
         seconds = ck.program(*handles)
         ck.launches += 1
         if err[0] != 0:
-            _raise_kernel_error(err, item, ck)
-        record = LaunchRecord(ck.name, seconds or 0.0, item.output.numel,
-                              _nbytes(item.output) + sum(_nbytes(n) for n in item.inputs), item.reason)
-        for listener in _listeners:
-            listener(record, ck, item)
-        if config.DEBUG >= 2:
-            gbs = record.bytes_moved / max(record.seconds, 1e-9) / 1e9
-            print(f"  {ck.name:<28} {record.seconds * 1e6:9.1f} us  {gbs:7.2f} GB/s  "
-                  f"{'cached' if ck.was_cached else 'compiled'}  ({item.reason})")
-        made[item.output] = out
-    if config.DEBUG >= 1 and items:
-        n_kernels = sum(1 for i in items if i.kind == "kernel")
+            _raise_kernel_error(err, step, ck)
+        if _listeners or config.DEBUG >= 2:
+            moved = sum(operand(r).nbytes for r in step.inputs) + out.nbytes
+            record = LaunchRecord(ck.name, seconds or 0.0, step.numel, moved, step.reason)
+            for listener in _listeners:
+                listener(record, ck, step)
+            if config.DEBUG >= 2:
+                gbs = record.bytes_moved / max(record.seconds, 1e-9) / 1e9
+                print(f"  {ck.name:<28} {record.seconds * 1e6:9.1f} us  {gbs:7.2f} GB/s  "
+                      f"{'cached' if ck.was_cached else 'compiled'}  ({step.reason})")
+    if config.DEBUG >= 1 and plan.steps:
+        n_kernels = sum(1 for st in plan.steps if st.kind == "kernel")
         print(f"realize: {n_kernels} kernel(s), {(time.perf_counter() - start_all) * 1e3:.2f} ms")
-    return made
+    return [operand(r) for r in plan.roots]
 
 
-def _raise_kernel_error(err: np.ndarray, item: ScheduleItem, ck: CompiledKernel) -> None:
-    ops = "+".join(item.fused_ops)
+def _raise_kernel_error(err: np.ndarray, step: PlannedStep, ck: CompiledKernel) -> None:
+    ops = "+".join(step.fused_ops)
     if err[0] == 1:
         raise IndexError(f"index {int(err[1])} is out of bounds for dimension with size {int(err[2])} "
                          f"(in kernel {ck.name}: {ops}); indices must be in [0, size) after negative "
@@ -138,23 +138,31 @@ def _raise_kernel_error(err: np.ndarray, item: ScheduleItem, ck: CompiledKernel)
     raise ZeroDivisionError(f"integer division by zero (in kernel {ck.name}: {ops})")
 
 
+def plan_for(roots: list[Node], device: str) -> tuple[Plan, list[Buffer]]:
+    """The plan computing roots (from the structure cache, or scheduled now) and its input buffers."""
+    key, buffers = structure_key(roots)
+    key = (device, key)
+    plan = None if config.DEBUG >= 3 else PLANS.get(key)
+    if plan is None:
+        items, final = create_schedule(roots, device)
+        if config.DEBUG >= 3:
+            from lazytensor.explain import explain_schedule
+            print(explain_schedule(items))
+        plan = plan_from_schedule(items, [final[r] for r in roots], buffers)
+        PLANS.put(key, plan)
+    return plan, buffers
+
+
 def realize(roots: list[Node], device: str) -> list[Node]:
     """Compute roots; returns, for each, a BUFFER node holding its value."""
-    if config.DEBUG >= 3:
-        from lazytensor.explain import explain_schedule
-        items, final = create_schedule(roots, device)
-        print(explain_schedule(items))
-    else:
-        items, final = create_schedule(roots, device)
-    made = run_schedule(items)
-    out = []
     from lazytensor import graph as g
-    for r in roots:
-        node = final[r]
-        if node.op is Op.BUFFER:
-            out.append(node)
+    plan, buffers = plan_for(roots, device)
+    results = run_plan(plan, buffers)
+    out = []
+    for r, buf in zip(roots, results):
+        if r.op is Op.BUFFER:
+            out.append(r)
             continue
-        buf = made[node]
         REALIZED[r] = buf
         out.append(g.buffer(buf, r.dtype, r.shape))
     return out

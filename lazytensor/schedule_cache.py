@@ -1,0 +1,133 @@
+"""Schedules cached by graph structure, so the same computation on new data is not re-scheduled.
+
+A training loop builds a structurally identical graph every step: the same ops over new parameter
+buffers. `structure_key` describes a graph with its buffers abstracted to numbered inputs; a `Plan`
+is a schedule with every buffer reference replaced by such a number (and every earlier kernel's
+output by its position), so it holds no data and can be replayed on the buffers of any graph with
+the same key.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from lazytensor import graph as g
+from lazytensor.graph import Node, _arg_key
+from lazytensor.ops import Op
+from lazytensor.schedule import REALIZED, ScheduleItem
+
+PLAN_CACHE_SIZE = 256
+"""Structures remembered (least recently used are dropped)."""
+
+Ref = tuple[str, int]
+"""Where a value comes from: ("input", k) is the k-th buffer of the graph, ("item", j) the output
+of the plan's j-th step."""
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    """One kernel launch or device copy of a plan, with data-free references to its operands."""
+    kind: str              # "kernel" or "copy"
+    ast: Node              # kernel AST over DEFINE_BUF slots (buffer-free), or the COPY node's template
+    dtype: Any
+    shape: tuple[int, ...]
+    inputs: tuple[Ref, ...]
+    reason: str
+    device: str
+    fused_ops: tuple[str, ...]
+
+    @property
+    def numel(self) -> int:
+        n = 1
+        for s in self.shape:
+            n *= s
+        return n
+
+
+@dataclass(frozen=True)
+class Plan:
+    steps: tuple[PlannedStep, ...]
+    roots: tuple[Ref, ...]     # where each requested root's value is after the plan runs
+
+
+def _is_leaf(node: Node) -> bool:
+    return node.op is Op.BUFFER or node in REALIZED
+
+
+def structure_key(roots: list[Node]) -> tuple[tuple, list[Any]]:
+    """(hashable description of the graph with buffers numbered, the graph's buffers in that order).
+
+    Nodes realized earlier count as buffers (their data is reused, not recomputed)."""
+    order = g.toposort(roots, stop=_is_leaf)
+    position: dict[int, int] = {}
+    buffers: list[Any] = []
+    entries: list[tuple] = []
+    for i, n in enumerate(order):
+        position[id(n)] = i
+        if n.op is Op.BUFFER:
+            entries.append(("input", len(buffers), n.dtype, n.shape))
+            buffers.append(n.arg)
+        elif n in REALIZED:
+            entries.append(("input", len(buffers), n.dtype, n.shape))
+            buffers.append(REALIZED[n])
+        else:
+            entries.append((n.op, n.dtype, n.shape, _arg_key(n.arg), tuple(position[id(s)] for s in n.srcs)))
+    key = (tuple(entries), tuple(position[id(r)] for r in roots))
+    return key, buffers
+
+
+def plan_from_schedule(items: list[ScheduleItem], final: list[Node], buffers: list[Any]) -> Plan:
+    """Turn a schedule over real nodes into a data-free Plan (buffers by their input number)."""
+    input_number = {id(buf): k for k, buf in reversed(list(enumerate(buffers)))}
+    step_number: dict[Node, int] = {}
+
+    def ref(node: Node) -> Ref:
+        if node in step_number:
+            return ("item", step_number[node])
+        if node.op is Op.BUFFER and id(node.arg) in input_number:
+            return ("input", input_number[id(node.arg)])
+        raise KeyError(f"schedule cache: operand {node} is neither an input buffer nor an earlier output")
+
+    steps = []
+    for j, item in enumerate(items):
+        steps.append(PlannedStep(item.kind, item.ast if item.kind == "kernel" else _copy_template(item.ast),
+                                 item.output.dtype, item.output.shape, tuple(ref(n) for n in item.inputs),
+                                 item.reason, item.device, tuple(item.fused_ops)))
+        step_number[item.output] = j
+    return Plan(tuple(steps), tuple(ref(n) for n in final))
+
+
+def _copy_template(node: Node) -> Node:
+    """A device copy's node without its source data (only the target device matters)."""
+    return Node.make(Op.COPY, node.dtype, (), node.arg, node.shape)
+
+
+class PlanCache:
+    """Structure key → Plan, least recently used dropped beyond PLAN_CACHE_SIZE."""
+
+    def __init__(self, size: int = PLAN_CACHE_SIZE) -> None:
+        self.size = size
+        self.plans: OrderedDict[tuple, Plan] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: tuple) -> Plan | None:
+        plan = self.plans.get(key)
+        if plan is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        self.plans.move_to_end(key)
+        return plan
+
+    def put(self, key: tuple, plan: Plan) -> None:
+        self.plans[key] = plan
+        if len(self.plans) > self.size:
+            self.plans.popitem(last=False)
+
+    def clear(self) -> None:
+        self.plans.clear()
+
+
+PLANS = PlanCache()
