@@ -100,6 +100,8 @@ def choose_upcasts(nest: LoopNest) -> list[tuple[int, int]]:
             if lanes > 1:
                 chosen.append((pos, lanes))
                 break
+    # the loads the vector lanes read: a row axis is worth most when it reuses exactly these
+    vector_loads = [i for i in loads if chosen and _coefficient(i, nest.loops[chosen[0][0]].var) == 1]
     row_axes_wanted = 1 if chosen else 2
     rows: list[tuple[int, int]] = []
     for pos in positions:
@@ -107,7 +109,10 @@ def choose_upcasts(nest: LoopNest) -> list[tuple[int, int]]:
             break
         if chosen and pos == chosen[0][0]:
             continue
-        depends = [_depends_on(index, nest.loops[pos].var) for index in loads]
+        var = nest.loops[pos].var
+        depends = [_depends_on(index, var) for index in loads]
+        if vector_loads and any(_depends_on(index, var) for index in vector_loads):
+            continue
         if any(depends) and not all(depends):
             lanes = _lanes(nest.loops[pos].size, ROW_FACTORS, 8)
             if lanes > 1:

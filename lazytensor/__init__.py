@@ -21,6 +21,8 @@ from lazytensor.explain import explain_schedule
 from lazytensor.functions import (cat, clamp, clip, concat, concatenate, einsum, hstack, matmul, maximum,
                                   minimum, stack, vstack, where)
 from lazytensor.tensor import Device, Size, Tensor, broadcast_shapes
+from lazytensor.serialization import load, save
+from lazytensor import utils  # lt.utils.data
 from lazytensor import realize as _realize_module  # imported before def realize() below, which must win the name
 
 float = float32  # noqa: A001
@@ -35,11 +37,12 @@ __version__ = "0.1.0"
 class _GradModeContext(contextlib.ContextDecorator):
     """Context manager and decorator that sets whether new ops record gradient flow."""
 
-    def __init__(self, enabled: bool) -> None:
+    def __init__(self, enabled: bool, previous: bool | None = None) -> None:
         self.enabled = enabled
+        self.fixed_previous = previous   # set_grad_enabled: the mode before the call, not before `with`
 
     def __enter__(self) -> None:
-        self.previous = GradMode.enabled
+        self.previous = GradMode.enabled if self.fixed_previous is None else self.fixed_previous
         GradMode.enabled = self.enabled
 
     def __exit__(self, *exc: object) -> None:
@@ -56,7 +59,8 @@ def enable_grad() -> _GradModeContext:
 
 
 def set_grad_enabled(mode: bool) -> _GradModeContext:
-    ctx = _GradModeContext(mode)
+    """Set gradient recording now (as a call) or for a `with` block (restoring the mode before the call)."""
+    ctx = _GradModeContext(mode, previous=GradMode.enabled)
     GradMode.enabled = mode
     return ctx
 
@@ -70,6 +74,11 @@ def explain(t: Tensor) -> str:
     text = explain_schedule(t.schedule())
     print(text)
     return text
+
+
+def count_kernels() -> "_realize_module.KernelCounter":
+    """`with lt.count_kernels() as k:` counts the kernels launched inside (k.kernels, k.seconds)."""
+    return _realize_module.KernelCounter()
 
 
 def realize(*tensors: Tensor) -> None:
@@ -111,3 +120,6 @@ for _name in ("abs", "neg", "exp", "exp2", "expm1", "log", "log2", "log10", "log
               "index_copy", "index_fill", "sinh", "minimum", "maximum"):
     if _name not in globals():
         globals()[_name] = _module_function(_name)
+
+from lazytensor import optim  # noqa: E402  (lt.optim; imported last, it builds on the names above)
+from lazytensor import nn  # noqa: E402  (lt.nn, lt.nn.functional)

@@ -92,14 +92,27 @@ def _grad_reduce(node: Node, grad: Node) -> tuple[Node | None, ...]:
     up = _expand_back(grad, node)
     if op is Op.ADD:
         return (up,)
-    out = g.expand(node, x.shape)
     if op is Op.MAX:
-        # the maxima share the gradient evenly (PyTorch's rule for amax/amin)
+        # the maxima share the gradient evenly (PyTorch's rule for amax/amin and max() without dim)
+        out = g.expand(node, x.shape)
         hit = g.cast(_eq(x, out), x.dtype)
         count = g.expand(g.reduce(hit, Op.ADD, axes), x.shape)
         return (_div(_mul(up, hit), count),)
-    # MUL: d(prod)/dx_i = prod of the others; exact when x_i != 0 via out / x_i
-    return (_mul(up, _div(out, x)),)
+    # MUL: d(prod)/dx_i = the product of the others, exact with zeros (never out / x_i there)
+    is_zero = _eq(x, _c(0, x))
+    x_or_one = g.where(is_zero, _c(1, x), x)
+    prod_nonzero = g.expand(g.reduce(x_or_one, Op.MUL, axes), x.shape)
+    zeros = g.expand(g.reduce(g.cast(is_zero, x.dtype), Op.ADD, axes), x.shape)
+    return (_mul(up, _product_of_others(is_zero, x_or_one, prod_nonzero, zeros)),)
+
+
+def _product_of_others(is_zero: Node, x_or_one: Node, prod_nonzero: Node, zeros: Node) -> Node:
+    """The product of all the other factors of a product, per factor x_i, given: whether x_i is 0,
+    x_i with zeros replaced by 1, the product of the nonzero factors and the count of zero factors.
+    No zero: prod / x_i. Exactly one zero: prod_nonzero at the zero, 0 elsewhere. More: 0."""
+    no_zero = _eq(zeros, _c(0, zeros))
+    the_only_zero = g.binary(Op.AND, is_zero, _eq(zeros, _c(1, zeros)))
+    return g.where(no_zero, _div(prod_nonzero, x_or_one), _select(the_only_zero, prod_nonzero, prod_nonzero))
 
 
 def _grad_index(node: Node, grad: Node) -> tuple[Node | None, ...]:
@@ -119,13 +132,47 @@ def _grad_scatter(node: Node, grad: Node) -> tuple[Node | None, ...]:
         hit = g.scatter(g.const(False, dtypes.bool_, base.shape), g.const(True, dtypes.bool_, src.shape),
                         idxs, None)
         return (g.where(hit, _c(0, grad), grad), gathered) + (None,) * len(idxs)
-    # MUL / MAX reductions: route through the result like the reduce rules
-    out = node
     if node.arg is Op.MAX:
-        won = g.cast(_eq(g.index(out, idxs), src), grad.dtype)
-        base_won = g.cast(_eq(out, base), grad.dtype)
-        return (_mul(grad, base_won), _mul(gathered, won)) + (None,) * len(idxs)
-    return (_div(_mul(grad, out), base), _div(_mul(gathered, g.index(out, idxs)), src)) + (None,) * len(idxs)
+        # every input equal to the result shares its gradient evenly (PyTorch's scatter_reduce amax rule)
+        out_at_src = g.index(node, idxs)
+        base_won = g.cast(_eq(node, base), grad.dtype)
+        src_won = g.cast(_eq(out_at_src, src), grad.dtype)
+        share = _div(grad, g.scatter(base_won, src_won, idxs, Op.ADD))
+        return (_mul(share, base_won), _mul(g.index(share, idxs), src_won)) + (None,) * len(idxs)
+    # MUL: each factor gets the product of the other factors written to its position, exact with zeros
+    base_zero, src_zero = _eq(base, _c(0, base)), _eq(src, _c(0, src))
+    base_or_one = g.where(base_zero, _c(1, base), base)
+    src_or_one = g.where(src_zero, _c(1, src), src)
+    prod_nonzero = g.scatter(base_or_one, src_or_one, idxs, Op.MUL)
+    zeros = g.scatter(g.cast(base_zero, base.dtype), g.cast(src_zero, src.dtype), idxs, Op.ADD)
+    grad_base = _mul(grad, _product_of_others(base_zero, base_or_one, prod_nonzero, zeros))
+    grad_src = _mul(gathered, _product_of_others(src_zero, src_or_one, g.index(prod_nonzero, idxs),
+                                                 g.index(zeros, idxs)))
+    return (grad_base, grad_src) + (None,) * len(idxs)
+
+
+def _grad_window(node: Node, grad: Node) -> Node:
+    """Sliding windows: every tap k adds its slice of grad back at positions o*step + k*dilation
+    (one padded, strided view per tap, summed: col2im with linear indices)."""
+    dim, size, step, dilation = node.arg
+    src_shape = node.srcs[0].shape
+    count = node.shape[dim]
+    rank = len(src_shape)
+    total: Node | None = None
+    for k in range(size):
+        tap = g.shrink(grad, tuple((0, s) for s in grad.shape[:-1]) + ((k, k + 1),))
+        tap = g.reshape(tap, tap.shape[:-1])                       # (..., count, ...)
+        if step > 1:   # spread the count values `step` apart: (count,) -> (count, step) -> count*step
+            spread = g.reshape(tap, src_shape[:dim] + (count, 1) + src_shape[dim + 1:])
+            spread = g.pad(spread, tuple((0, step - 1) if i == dim + 1 else (0, 0) for i in range(rank + 1)))
+            tap = g.reshape(spread, src_shape[:dim] + (count * step,) + src_shape[dim + 1:])
+            tap = g.shrink(tap, tuple((0, (count - 1) * step + 1) if i == dim else (0, s)
+                                      for i, s in enumerate(tap.shape)))
+        before = k * dilation
+        after = src_shape[dim] - before - tap.shape[dim]
+        tap = g.pad(tap, tuple((before, after) if i == dim else (0, 0) for i in range(rank)))
+        total = tap if total is None else g.binary(Op.ADD, total, tap)
+    return total
 
 
 def _inverse_permutation(order: tuple[int, ...]) -> tuple[int, ...]:
@@ -157,14 +204,37 @@ GRAD_RULES: dict[Op, GradRule] = {
     Op.PERMUTE: lambda n, gr: (g.permute(gr, _inverse_permutation(n.arg)),),
     Op.EXPAND: lambda n, gr: (_sum_to(gr, n.srcs[0].shape),),
     Op.PAD: lambda n, gr: (g.shrink(gr, tuple((b, b + s) for (b, _), s in zip(n.arg, n.srcs[0].shape))),),
-    Op.SHRINK: lambda n, gr: (g.pad(gr, tuple((s, full - e) for (s, e), full in zip(n.arg, n.srcs[0].shape))),),
+    Op.SHRINK: lambda n, gr: (g.pad(gr, tuple((s, full - e)
+                                              for (s, e), full in zip(n.arg, n.srcs[0].shape))),),
     Op.FLIP: lambda n, gr: (g.flip(gr, n.arg),),
+    Op.WINDOW: lambda n, gr: (_grad_window(n, gr),),
     Op.CONTIGUOUS: lambda n, gr: (gr,),
     Op.INDEX: _grad_index,
     Op.SCATTER: _grad_scatter,
 }
-NO_GRADIENT = frozenset({Op.CMPLT, Op.CMPNE, Op.AND, Op.OR, Op.XOR, Op.SHL, Op.SHR, Op.IDIV, Op.IOTA, Op.CONST,
-                         Op.BUFFER, Op.DETACH})
+NO_GRADIENT = frozenset({Op.CMPLT, Op.CMPNE, Op.AND, Op.OR, Op.XOR, Op.SHL, Op.SHR, Op.IDIV, Op.IOTA,
+                         Op.CONST, Op.BUFFER, Op.DETACH})
+
+
+# ---- results waiting for the next optimizer step ----
+
+# Tensors that backward() was called on (losses) since the last Optimizer.step(): the step realizes
+# them in the same schedule as the parameter update, so reading the loss afterwards runs nothing.
+_PENDING_STEP: "list[weakref.ref]" = []
+
+
+def mark_for_step(tensor: object) -> None:
+    """Ask the next Optimizer.step() to realize `tensor` together with the update (held weakly)."""
+    if len(_PENDING_STEP) > 64:   # backward() without step(): keep only the live ones
+        _PENDING_STEP[:] = [r for r in _PENDING_STEP if r() is not None]
+    _PENDING_STEP.append(weakref.ref(tensor))
+
+
+def take_marked_for_step() -> list:
+    """The live tensors marked since the last call (and forget them)."""
+    alive = [r() for r in _PENDING_STEP]
+    _PENDING_STEP.clear()
+    return [t for t in alive if t is not None]
 
 
 # ---- which nodes are differentiable leaves ----
@@ -210,19 +280,25 @@ def needs_grad(node: Node) -> bool:
 
 
 def gradients(output: Node, seed: Node, targets: list[Node]) -> dict[Node, Node]:
-    """d(output)/d(target) for each target, as lazy graph nodes, given d(loss)/d(output) = seed."""
+    """d(output)/d(target) for each target, as lazy graph nodes, given d(loss)/d(output) = seed.
+
+    Targets may be leaves or intermediate results; a gradient keeps flowing through an
+    intermediate target to the targets below it (the total derivative, as in PyTorch). The walk
+    never enters a registered leaf's own graph (an updated leaf is a lazy node) or a DETACH."""
     wanted = set(targets)
-    order = g.toposort([output], stop=lambda n: n in wanted or n.op is Op.DETACH)
+
+    def opaque(n: Node) -> bool:
+        return n.op is Op.DETACH or n in LEAVES
+
+    order = g.toposort([output], stop=opaque)
     relevant: set[Node] = set()
     for n in order:   # nodes on a path to a target
-        if n in wanted or any(s in relevant for s in n.srcs if not (n.op is Op.DETACH)):
+        if n in wanted or (not opaque(n) and any(s in relevant for s in n.srcs)):
             relevant.add(n)
     grads: dict[Node, Node] = {output: seed}
     for n in reversed(order):
         grad = grads.get(n)
-        if grad is None or n in wanted or n not in relevant:
-            continue
-        if n.op in NO_GRADIENT:
+        if grad is None or n not in relevant or opaque(n) or n.op in NO_GRADIENT:
             continue
         rule = GRAD_RULES.get(n.op)
         if rule is None:

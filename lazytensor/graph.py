@@ -232,6 +232,18 @@ def flip(x: Node, axes: tuple[int, ...]) -> Node:
     return Node.make(Op.FLIP, x.dtype, (x,), axes, x.shape)
 
 
+def window(x: Node, dim: int, size: int, step: int, dilation: int = 1) -> Node:
+    """Sliding windows along dim: that dim becomes the window count and a trailing axis of `size`
+    taps is appended; element (o, k) is x at o*step + k*dilation (torch's Tensor.unfold, plus dilation)."""
+    span = dilation * (size - 1) + 1
+    assert size >= 1 and step >= 1 and dilation >= 1 and x.shape[dim] >= span, f"window {x.shape} {dim} {size}"
+    count = (x.shape[dim] - span) // step + 1
+    shape = x.shape[:dim] + (count,) + x.shape[dim + 1:] + (size,)
+    if x.op is Op.CONST:
+        return const(x.arg, x.dtype, shape)
+    return Node.make(Op.WINDOW, x.dtype, (x,), (dim, size, step, dilation), shape)
+
+
 def contiguous(x: Node) -> Node:
     return Node.make(Op.CONTIGUOUS, x.dtype, (x,), None, x.shape)
 
@@ -265,7 +277,7 @@ def movement(op: Op, x: Node, arg: Any) -> Node:
     """Apply a movement op by enum (used by rewrites that rebuild views)."""
     assert op in MOVEMENT
     builders = {Op.RESHAPE: reshape, Op.PERMUTE: permute, Op.EXPAND: expand, Op.PAD: pad,
-                Op.SHRINK: shrink, Op.FLIP: flip}
+                Op.SHRINK: shrink, Op.FLIP: flip, Op.WINDOW: lambda src, arg: window(src, *arg)}
     return builders[op](x, arg)
 
 

@@ -64,6 +64,11 @@ def source_index(node: Node, idx: Index) -> tuple[Index, Node | None]:
     if op is Op.FLIP:
         return tuple(sym.add(sym.mul(i, sym.const(-1)), sym.const(n - 1)) if axis in node.arg else i
                      for axis, (i, n) in enumerate(zip(idx, src_shape))), None
+    if op is Op.WINDOW:
+        dim, _, step, dilation = node.arg
+        out = list(idx[:-1])
+        out[dim] = sym.add(sym.mul(idx[dim], sym.const(step)), sym.mul(idx[-1], sym.const(dilation)))
+        return tuple(out), None
     if op is Op.PAD:
         valid: Node | None = None
         out = []

@@ -52,6 +52,8 @@ class Op(Enum):
     # ---- materialization ----
     CONTIGUOUS = auto()  #: forces a kernel boundary (user asked for contiguous()/realize())
     COPY = auto()        #: arg = target device name
+    WINDOW = auto()      #: sliding windows along one dim (a view; windows may overlap); arg = (dim, size,
+                         #: step, dilation); out[..., o, ..., k] = src[..., o*step + k*dilation, ...]
     DETACH = auto()      #: identity that stops gradients (removed before scheduling)
     # ---- indexed access (real indexed loads/stores, O(n)) ----
     INDEX = auto()       #: srcs (src, idx_0, ..., idx_{d-1}); out[i] = src[idx_0[i], ..., idx_{d-1}[i]]
@@ -70,7 +72,7 @@ UNARY = frozenset({Op.EXP2, Op.LOG2, Op.SIN, Op.SQRT, Op.RECIPROCAL, Op.NEG, Op.
 BINARY = frozenset({Op.ADD, Op.MUL, Op.FDIV, Op.MAX, Op.MOD, Op.IDIV, Op.CMPLT, Op.CMPNE, Op.AND,
                     Op.OR, Op.XOR, Op.SHL, Op.SHR})
 ELEMENTWISE = UNARY | BINARY | {Op.WHERE}
-MOVEMENT = frozenset({Op.RESHAPE, Op.PERMUTE, Op.EXPAND, Op.PAD, Op.SHRINK, Op.FLIP})
+MOVEMENT = frozenset({Op.RESHAPE, Op.PERMUTE, Op.EXPAND, Op.PAD, Op.SHRINK, Op.FLIP, Op.WINDOW})
 COMMUTATIVE = frozenset({Op.ADD, Op.MUL, Op.MAX, Op.CMPNE, Op.AND, Op.OR, Op.XOR})
 COMPARISON = frozenset({Op.CMPLT, Op.CMPNE})
 REDUCE_OPS = frozenset({Op.ADD, Op.MUL, Op.MAX})

@@ -49,6 +49,26 @@ launch_log: list[LaunchRecord] = []
 _listeners: list = []    # callables receiving each LaunchRecord (profilers)
 
 
+class KernelCounter:
+    """Context manager counting kernel launches (and their run time) while it is active:
+    `with lt.count_kernels() as k: ...` then `k.kernels`, `k.seconds`."""
+
+    def __init__(self) -> None:
+        self.kernels = 0
+        self.seconds = 0.0
+
+    def _on_launch(self, record: LaunchRecord, *_: object) -> None:
+        self.kernels += 1
+        self.seconds += record.seconds
+
+    def __enter__(self) -> "KernelCounter":
+        _listeners.append(self._on_launch)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _listeners.remove(self._on_launch)
+
+
 def renderer_for(device: str):
     """The source renderer for a device."""
     if device == "CPU":

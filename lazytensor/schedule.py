@@ -83,6 +83,24 @@ def count_consumers(roots: list[Node]) -> Counter:
     return users
 
 
+def count_fused_outputs(roots: list[Node]) -> dict[Node, int]:
+    """For each node, how many different consumers outside its own elementwise/movement region
+    (requested outputs, reduces, gathers, ...) its value reaches inline, capped at 2. A reduce
+    reaching two (an optimizer using one gradient in two state updates) would otherwise be
+    computed twice; a reduce used twice within one expression (relu's x > 0 ? x : 0) is not."""
+    order = g.toposort(roots)
+    reach: dict[Node, frozenset[int]] = {n: frozenset() for n in order}
+    for r in roots:
+        reach[r] = frozenset((id(r),))
+    for node in reversed(order):
+        inline = node.op in ELEMENTWISE or node.op in MOVEMENT
+        mine = reach[node] if inline else frozenset((id(node),))
+        for s in set(node.srcs):
+            if len(reach[s]) < 2:
+                reach[s] = frozenset(list(reach[s] | mine)[:2])
+    return {n: len(targets) for n, targets in reach.items()}
+
+
 def find_materialized(roots: list[Node]) -> dict[Node, str]:
     """Every node that must be a kernel output, with the reason (the fusion policy)."""
     out: dict[Node, str] = {}
@@ -90,6 +108,7 @@ def find_materialized(roots: list[Node]) -> dict[Node, str]:
         if r.op is not Op.BUFFER:
             out.setdefault(r, REASON_OUTPUT)
     users = count_consumers(roots)
+    fused_outputs = count_fused_outputs(roots)
     for node in g.toposort(roots):
         if node.op is Op.CONTIGUOUS:
             out.setdefault(node, REASON_CONTIGUOUS)
@@ -97,7 +116,7 @@ def find_materialized(roots: list[Node]) -> dict[Node, str]:
             out.setdefault(node, REASON_SCATTER)
         elif node.op is Op.COPY:
             out.setdefault(node, REASON_COPY)
-        elif node.op is Op.REDUCE and users[node] > 1:
+        elif node.op is Op.REDUCE and (users[node] > 1 or fused_outputs[node] > 1):
             out.setdefault(node, REASON_SHARED)
     # Walk each kernel's region from its output down; a reduce reached in a context where it
     # cannot be computed inline (under a broadcast, inside another reduce, ...) is cut out.
@@ -138,7 +157,7 @@ def _reduces_to_cut(kernel_root: Node, materialized: dict[Node, str]) -> list[tu
                 cut.append((node, context))
                 continue
             stack.append((node.srcs[0], REASON_NESTED))
-        elif node.op is Op.EXPAND and node.numel > node.srcs[0].numel:
+        elif node.op in (Op.EXPAND, Op.WINDOW) and node.numel > node.srcs[0].numel:   # reads repeat
             src = _through_views(node.srcs[0])
             if context == REASON_NESTED and src not in materialized and _op_count(src) > RECOMPUTE_LIMIT:
                 cut.append((src, REASON_EXPENSIVE))

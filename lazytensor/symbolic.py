@@ -170,7 +170,8 @@ def _from_linear(terms: dict[Node, int], c: int) -> Node:
 
 
 def _reduce_coefficients(terms: dict[Node, int], k: int, c: int) -> tuple[Node, Node, int, int] | None:
-    """'reduce coefficients': with every atom ≥ 0, split each coef·atom as c·(coef // c)·atom + (coef % c)·atom.
+    """'reduce coefficients': with every atom ≥ 0, split each coef·atom as
+    c·(coef // c)·atom + (coef % c)·atom.
 
     Returns (quotient part, remainder part r, bounds of r) so that a = c·quotient + r and r ≥ 0;
     callers use it only when r's bounds fall into one multiple of c (then the division or remainder

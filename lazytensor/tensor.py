@@ -19,7 +19,8 @@ from lazytensor.dtypes import DType
 from lazytensor.graph import Node
 from lazytensor.ops import Op
 from lazytensor.autograd import LEAVES, GradMode, gradients, needs_grad, register_leaf, unregister_leaf
-from lazytensor.autograd import leaf_nodes_under
+from lazytensor.autograd import leaf_nodes_under, mark_for_step
+from lazytensor.schedule import REALIZED
 from lazytensor.runtime.device import Buffer, canonical_device
 from lazytensor.tensor_elementwise import ElementwiseMixin
 from lazytensor.tensor_indexing import IndexingMixin
@@ -197,7 +198,7 @@ class Tensor(ElementwiseMixin, ReduceMixin, MovementMixin, IndexingMixin, Linalg
             if self.node.op is not Op.BUFFER:
                 self.realize()   # a leaf needs its own buffer, so its node is unique
             self._is_leaf_grad = True
-            register_leaf(self.node, self)
+            _own_leaf_buffer(self)
         elif self._is_leaf_grad:
             self._is_leaf_grad = False
             unregister_leaf(self.node)
@@ -219,6 +220,7 @@ class Tensor(ElementwiseMixin, ReduceMixin, MovementMixin, IndexingMixin, Linalg
             seed = self._as_tensor(gradient).cast(self.dtype).expand(tuple(self.shape)).node
         leaves = leaf_nodes_under(self.node)
         grads = gradients(self.node, seed, leaves)
+        mark_for_step(self)   # the next Optimizer.step() realizes this loss in the step's schedule
         for node, grad in grads.items():
             leaf = LEAVES.get(node)
             if leaf is None:
@@ -251,17 +253,30 @@ class Tensor(ElementwiseMixin, ReduceMixin, MovementMixin, IndexingMixin, Linalg
     def realize(self) -> "Tensor":
         """Compute this tensor now (schedule → compile, cached → run); returns self."""
         from lazytensor.realize import realize
-        if self.node.op is not Op.BUFFER:
+        if self.node.op is not Op.BUFFER and self.node not in REALIZED:
             (node,) = realize([self.node], self.device)
             self._set_realized(node)
         return self
 
     def _set_realized(self, node: Node) -> None:
-        """Point this tensor at the buffer that now holds its value (keeping a leaf registered)."""
-        old, self.node = self.node, node
+        """Point this tensor at the buffer that now holds its value (keeping a leaf registered).
+
+        A result that gradients flow through keeps its graph node (backward needs it); its value
+        is found through REALIZED, and later graphs read that buffer instead of recomputing."""
+        old = self.node
         if self._is_leaf_grad:
+            self.node = node
             unregister_leaf(old)
             register_leaf(node, self)
+        elif not needs_grad(old):
+            self.node = node
+
+    def _buffer(self) -> Buffer:
+        """The device buffer holding this (realized) tensor's elements."""
+        self.realize()
+        if self.node.op is Op.BUFFER:
+            return self.node.arg
+        return REALIZED[self.node]
 
     def schedule(self) -> list:
         """The kernels realize() would run, each with its fused ops and boundary reason."""
@@ -270,9 +285,7 @@ class Tensor(ElementwiseMixin, ReduceMixin, MovementMixin, IndexingMixin, Linalg
 
     def numpy(self) -> np.ndarray:
         """A NumPy copy of the value (realizes)."""
-        self.realize()
-        buf: Buffer = self.node.arg
-        raw = buf.copyout()
+        raw = self._buffer().copyout()
         if self.dtype is dtypes.bfloat16:
             bits = raw.view(np.uint16).astype(np.uint32) << 16
             return bits.view(np.float32).reshape(self.node.shape)
@@ -628,18 +641,50 @@ Tensor.__ior__ = lambda self, other: self.bitwise_or_(other)
 Tensor.__ixor__ = lambda self, other: self.bitwise_xor_(other)
 
 
+def _rebind_inplace(self: Tensor, node: Node, op: str) -> Tensor:
+    """Give self a new value node for an in-place op; a grad leaf stays registered (under its new node)."""
+    if self._is_leaf_grad and GradMode.enabled:
+        raise RuntimeError(f"{op}: a leaf tensor that requires grad is being used in an in-place operation; "
+                           "wrap the update in `with lt.no_grad():`")
+    old, self.node = self.node, node
+    if self._is_leaf_grad:
+        # a leaf is found by its node, so it gets a buffer of its own now (a lazy constant would be shared)
+        unregister_leaf(old)
+        self._is_leaf_grad = False   # realize unregistered: _own_leaf_buffer then checks for sharing
+        self.realize()
+        self._is_leaf_grad = True
+        _own_leaf_buffer(self)
+    self._version += 1
+    return self
+
+
+def _own_leaf_buffer(self: Tensor) -> None:
+    """Register self (a realized grad leaf) under a buffer no other live leaf uses, copying it if needed.
+
+    Realizing equal graphs yields the same buffer (e.g. two `zeros(3, requires_grad=True)`), and two
+    leaves sharing a node would share one .grad."""
+    node = self.node
+    owner = LEAVES.get(node)
+    if node.op is not Op.BUFFER:
+        # realize may answer with a constant node, which every equal constant shares
+        host = Tensor._from_node(node, self.device).numpy()
+        self.node = _buffer_node_from_array(host, node.dtype, self.device)
+    elif owner is not None and owner is not self:
+        fresh = Buffer(node.arg.device, node.arg.nbytes)
+        fresh.copyin(node.arg.copyout())
+        self.node = g.buffer(fresh, node.dtype, node.shape)
+    register_leaf(self.node, self)
+
+
 def _copy_(self: Tensor, src: Any) -> Tensor:
     """Copy src's values into self (broadcast to self's shape, cast to self's dtype)."""
     value = self._as_tensor(src) if not isinstance(src, Tensor) else src.to(self.device)
-    self.node = value.cast(self.dtype).expand(tuple(self.shape)).node
-    self._version += 1
-    return self
+    return _rebind_inplace(self, value.cast(self.dtype).expand(tuple(self.shape)).node, "copy_")
 
 
 def _fill_(self: Tensor, value: Any) -> Tensor:
-    self.node = g.const(value.item() if isinstance(value, Tensor) else value, self.dtype, self.node.shape)
-    self._version += 1
-    return self
+    node = g.const(value.item() if isinstance(value, Tensor) else value, self.dtype, self.node.shape)
+    return _rebind_inplace(self, node, "fill_")
 
 
 def _zero_(self: Tensor) -> Tensor:

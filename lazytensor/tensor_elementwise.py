@@ -139,7 +139,10 @@ class ElementwiseMixin:
         if self.dtype.is_bool or self.dtype.kind == "u":
             return self
         out = (self < 0)._where(-self, self)
-        return out + self._const(0.0, shape=()) if self.dtype.is_float else out  # -0.0 → 0.0
+        if not self.dtype.is_float:
+            return out
+        # at ±0 the value is +0.0 and the gradient 0 (torch's sign(0) = 0); NaN stays NaN
+        return (self == 0)._where(self._const(0.0, shape=()), out)
 
     absolute = abs
 
@@ -233,7 +236,7 @@ class ElementwiseMixin:
         if y.dtype in (dtypes.float16, dtypes.bfloat16):
             return y.cast(dtypes.float32).atan2(x.cast(dtypes.float32)).cast(y.dtype)
         c = y._const
-        base = _atan((y / x).abs())
+        base = _atan(_magnitude(y / x))
         both_inf = y.isinf() & x.isinf()
         base = both_inf._where(c(math.pi / 4, shape=()), base)
         angle = (x.signbit())._where(math.pi - base, base)
@@ -247,7 +250,7 @@ class ElementwiseMixin:
 
     def sinh(self: "Tensor") -> "Tensor":
         def sinh_(x: "Tensor") -> "Tensor":
-            ax = x.abs()
+            ax = _magnitude(x)
             em = _expm1(ax)
             moderate = (em + em / (em + 1)) * 0.5        # no cancellation for small |x|
             h = _exp(ax * 0.5)
@@ -257,7 +260,7 @@ class ElementwiseMixin:
 
     def cosh(self: "Tensor") -> "Tensor":
         def cosh_(x: "Tensor") -> "Tensor":
-            ax = x.abs()
+            ax = _magnitude(x)
             e = _exp(ax)
             h = _exp(ax * 0.5)
             return (ax > 20)._where((h * 0.5) * h, (e + 1 / e) * 0.5)
@@ -265,14 +268,14 @@ class ElementwiseMixin:
 
     def tanh(self: "Tensor") -> "Tensor":
         def tanh_(x: "Tensor") -> "Tensor":
-            em = _expm1(x.abs() * -2)                  # tanh|x| = -expm1(-2|x|) / (2 + expm1(-2|x|))
+            em = _expm1(_magnitude(x) * -2)                  # tanh|x| = -expm1(-2|x|) / (2 + expm1(-2|x|))
             t = -em / (em + 2)
             return x.signbit()._where(-t, t)
         return self._math_in(tanh_)
 
     def asinh(self: "Tensor") -> "Tensor":
         x = self._floating()
-        ax = x.abs()
+        ax = _magnitude(x)
         r = (ax + (ax * ax + 1).sqrt()).log()
         return (x < 0)._where(-r, r)
 
@@ -328,12 +331,18 @@ class ElementwiseMixin:
         if min is None and max is None:
             raise ValueError("clamp: at least one of 'min' or 'max' must not be None")
         out = self
+        # selects, not maximum/minimum: at a bound the gradient goes to the input, and a tensor bound
+        # gets it only where it strictly wins (PyTorch); a NaN bound gives NaN like torch.clamp
         if min is not None:
-            out = out.maximum(min) if isinstance(min, ElementwiseMixin) else \
-                (out < min)._where(out._as_scalar_like(min), out)
+            if isinstance(min, ElementwiseMixin):
+                out = ((out < min) | min.isnan())._where(min, out)
+            else:
+                out = (out < min)._where(out._as_scalar_like(min), out)
         if max is not None:
-            out = out.minimum(max) if isinstance(max, ElementwiseMixin) else \
-                (out > max)._where(out._as_scalar_like(max), out)
+            if isinstance(max, ElementwiseMixin):
+                out = ((out > max) | max.isnan())._where(max, out)
+            else:
+                out = (out > max)._where(out._as_scalar_like(max), out)
         return out
 
     clip = clamp
@@ -507,7 +516,10 @@ class ElementwiseMixin:
 
     # ---- activations ----
     def relu(self: "Tensor") -> "Tensor":
-        return self.maximum(self._const(0, shape=())) if not self.dtype.is_bool else self
+        """max(x, 0) with PyTorch's gradient: 0 at x == 0 (not the 1/2 of maximum's tie); NaN stays NaN."""
+        if self.dtype.is_bool:
+            return self
+        return (self <= 0)._where(self._const(0, shape=()), self)
 
     def relu6(self: "Tensor") -> "Tensor":
         return self.hardtanh(0.0, 6.0)
@@ -562,14 +574,16 @@ class ElementwiseMixin:
         return self / (1 + self.abs())
 
     def hardtanh(self: "Tensor", min_val: float = -1.0, max_val: float = 1.0) -> "Tensor":
-        # unlike clamp, the bounds take self's dtype (PyTorch keeps integer hardtanh integer)
-        return self.clamp(self._const(min_val, shape=()), self._const(max_val, shape=()))
+        # unlike clamp, the bounds take self's dtype (PyTorch keeps integer hardtanh integer), and the
+        # gradient is 0 at the bounds themselves (PyTorch's hardtanh_backward: min < x < max)
+        lo, hi = self._const(min_val, shape=()), self._const(max_val, shape=())
+        return (self <= lo)._where(lo, (self >= hi)._where(hi, self))
 
     def hardsigmoid(self: "Tensor") -> "Tensor":
-        return ((self + 3) / 6).clamp(0, 1)
+        return (self + 3).hardtanh(0.0, 6.0) / 6   # gradient 0 at ±3, as in PyTorch
 
     def hardswish(self: "Tensor") -> "Tensor":
-        return self * ((self + 3).clamp(0, 6) / 6)
+        return self * ((self + 3).hardtanh(0.0, 6.0) / 6)   # PyTorch's gradient at ±3: 0 and 1
 
     def hardshrink(self: "Tensor", lambd: float = 0.5) -> "Tensor":
         return (self.abs() > lambd)._where(self, self * 0)
@@ -684,6 +698,12 @@ class ElementwiseMixin:
         return self.ge(other)
 
 
+def _magnitude(x: "Tensor") -> "Tensor":
+    """|x| for formulas that rebuild an odd function from its value at |x| (sign restored by signbit):
+    the gradient is +1 at +0 (public abs() has PyTorch's 0 there, which would zero e.g. tanh'(0))."""
+    return (x < 0)._where(-x, x) + x._const(0.0, shape=())   # -0.0 → +0.0
+
+
 def _pow(base: "Tensor", exponent: Any) -> "Tensor":
     """PyTorch pow: exact products for small integer exponents, exp2(e·log2|b|) otherwise."""
     if not isinstance(exponent, ElementwiseMixin) and not isinstance(exponent, (bool, int, float)):
@@ -735,7 +755,9 @@ def _float_pow(a: "Tensor", e: "Tensor") -> "Tensor":
     out = (a.signbit() & e_is_odd & ~a.isnan())._where(-mag, mag)
     out = ((a < 0) & ~e_is_int & ~e.isinf() & ~a.isinf())._where(a._const(math.nan, shape=()), out)
     one = a._const(1.0, shape=())
-    return ((a == 1) | (e == 0) | ((a == -1) & e.isinf()))._where(one, out)
+    # fix up only where the formula is off (else the constant would cut the gradient, e.g. of 2**x at 0)
+    special = (a == 1) | (e == 0) | ((a == -1) & e.isinf())
+    return (special & (out != 1))._where(one, out)
 
 
 # ---- float kernels shared by the methods above: x is float32 or float64, nothing is promoted ----
@@ -745,23 +767,44 @@ _LN2_SPLIT = {dtypes.float32: (0.693145751953125, 1.428606765330187045e-06),
               dtypes.float64: (6.93147180369123816490e-01, 1.90821492927058770002e-10)}
 
 
+# e**r on |r| ≤ ln2/2 by its Taylor series: the last term kept is below half an ulp of the result.
+_EXP_TERMS = {dtypes.float32: 8, dtypes.float64: 14}
+# exp's argument range with a finite, nonzero result (beyond: the scaling gives inf or 0 by itself).
+_EXP_RANGE = {dtypes.float32: (-104.0, 89.0), dtypes.float64: (-746.0, 710.0)}
+
+
 def _exp(x: "Tensor") -> "Tensor":
-    """e**x: n = round(x·log2 e), r = x - n·ln2 (exact in two steps), e**x = exp2(r·log2 e)·2**n.
-    2**n is applied in two halves so results near overflow or in the subnormal range survive."""
+    """e**x: n = round(x·log2 e), r = x - n·ln2 (Cody–Waite: exact in two steps), e**r by a short
+    polynomial, times 2**n built from exponent bits in two halves (so subnormal results survive).
+    Only arithmetic, no libm call: kernels using exp vectorize."""
     hi, lo = _LN2_SPLIT[x.dtype]
-    limit = 200.0 if x.dtype == dtypes.float32 else 1500.0   # beyond: inf or 0 anyway
-    xc = x.clamp(-limit, limit)
+    low, high = _EXP_RANGE[x.dtype]
+    xc = x.clamp(low, high)
     n = (xc * LOG2_E + 0.5).floor()
     r = (xc - n * hi) - n * lo
-    n1 = (n * 0.5).floor()
-    return ((r * LOG2_E)._unary(Op.EXP2) * n1._unary(Op.EXP2)) * (n - n1)._unary(Op.EXP2)
+    poly = x._const(1.0, shape=())
+    for k in range(_EXP_TERMS[x.dtype] - 1, 0, -1):
+        poly = poly * r * (1.0 / k) + 1.0 if k > 1 else poly * r + 1.0
+    n = x.isnan()._where(0.0, n)          # the scale's exponent bits must be a number
+    half = (n * 0.5).floor()
+    return poly * _pow2(half) * _pow2(n - half)
+
+
+def _pow2(k: "Tensor") -> "Tensor":
+    """2**k for integral float k within the normal exponent range, from the exponent bits (exact)."""
+    if k.dtype == dtypes.float32:
+        bits = (k.cast(dtypes.int32) + 127) << 23
+    else:
+        bits = (k.cast(dtypes.int64) + 1023) << 52
+    return bits.bitcast(k.dtype)
 
 
 def _expm1(x: "Tensor") -> "Tensor":
     """e**x - 1 by Kahan's trick: (u - 1)·x / log(u) with u = e**x cancels the rounding of u."""
     u = _exp(x)
     um1 = u - 1
-    small = um1 * x / (u._unary(Op.LOG2) * LN_2)
+    exact = u == 1   # the result is x there; keep the untaken branch finite (else its gradient is NaN)
+    small = um1 * x / exact._where(1.0, u._unary(Op.LOG2) * LN_2)
     out = (x.abs() < 1)._where(small, um1)
     return (u == 1)._where(x, (um1 == -1)._where(um1, out))
 
@@ -770,15 +813,17 @@ def _log1p(x: "Tensor") -> "Tensor":
     """log(1 + x) by Kahan's trick: log(u)·x / (u - 1) with u = 1 + x rounded."""
     u = x + 1
     logu = u._unary(Op.LOG2) * LN_2
-    return (u == 1)._where(x, u.isinf()._where(logu, logu * x / (u - 1)))
+    exact = u == 1
+    denom = exact._where(1.0, u - 1)   # never 0/0 in the untaken branch: its gradient would be NaN
+    return exact._where(x, u.isinf()._where(logu, logu * x / denom))
 
 
 def _atan(x: "Tensor") -> "Tensor":
     """Reduce |x| > 1 by atan(x) = π/2 - atan(1/x), halve the angle twice (|t| ≤ tan(π/16)),
     then a 13-term odd Taylor series: error below 1e-16 relative."""
-    ax = x.abs()
+    ax = _magnitude(x)
     big = ax > 1
-    t = big._where(1 / ax, ax)
+    t = big._where(1 / big._where(ax, 1.0), ax)   # never 1/0 in the untaken branch (NaN gradient)
     for _ in range(2):
         t = t / (1 + (1 + t * t).sqrt())
     t2 = t * t
@@ -800,7 +845,7 @@ def _erf(x: "Tensor") -> "Tensor":
     """|x| < 2.5: the positive series above (40 terms); beyond, 1 - erfc(|x|) with erfc from its
     continued fraction e^{-x²}/√π / (x + ½/(x + 1/(x + 3/2/(x + ...)))) (30 terms).
     Both are accurate to ~1e-15 relative in float64 (erfc's error is scaled by erfc ≤ 4e-4)."""
-    ax = x.abs()
+    ax = _magnitude(x)
     y = ax * ax
     e = _exp(-y)
     s = x._const(0.0, shape=())

@@ -162,6 +162,27 @@ class MovementMixin:
         axes = tuple(self._axis(d, "flip") for d in _shape_args(dims))
         return self._new(g.flip(self.node, axes))
 
+    def unfold(self: "Tensor", dimension: int, size: int, step: int, dilation: int = 1) -> "Tensor":
+        """All windows of `size` taps along `dimension`, `step` apart, as a view (torch's unfold): that
+        dim becomes the window count and a last dim of `size` is appended. `dilation` spaces the taps."""
+        if self.ndim == 0:
+            dimension, view = 0, self.reshape(1)
+        else:
+            dimension, view = self._axis(dimension, "unfold"), self
+        n = view.shape[dimension]
+        span = dilation * (size - 1) + 1
+        if size < 0 or step <= 0 or dilation <= 0:
+            raise RuntimeError(f"unfold: size ({size}) must be non-negative and step ({step}) and dilation "
+                               f"({dilation}) positive")
+        if span > n:
+            raise RuntimeError(f"unfold: maximum size for tensor at dimension {dimension} is {n} but size "
+                               f"is {size}" + (f" (dilated span {span})" if dilation > 1 else ""))
+        if size == 0:
+            count = n // step + 1
+            shape = view.shape[:dimension] + (count,) + view.shape[dimension + 1:] + (0,)
+            return view._new(g.const(0, view.dtype, shape))   # no taps: an empty view
+        return view._new(g.window(view.node, dimension, size, step, dilation))
+
     def fliplr(self: "Tensor") -> "Tensor":
         return self.flip(1)
 

@@ -38,7 +38,15 @@ class ReduceMixin:
 
     def _reduce(self: "Tensor", op: Op, dim: Dims, keepdim: bool, name: str) -> "Tensor":
         axes = self._reduce_axes(dim, name)
-        node = g.reduce(self.node, op, axes)
+        x = self
+        if self.numel() == 0 and self.requires_grad:
+            # an empty reduce folds to a constant; keep the input in the graph so it gets its (empty)
+            # gradient: pad the empty reduced axes to size 1 with the identity (0 for sum, 1 for prod)
+            grow = [(0, 1) if i in axes and s == 0 else (0, 0) for i, s in enumerate(self.shape)]
+            x = self._pad_zeros(grow)
+            if op is Op.MUL:
+                x = x + 1
+        node = g.reduce(x.node, op, axes)
         out = self._new(node)
         if not keepdim:
             out = out._new(g.reshape(node, tuple(s for i, s in enumerate(node.shape) if i not in axes)))
@@ -106,7 +114,7 @@ class ReduceMixin:
             return self.maximum(dim)
         if dim is None:
             return self.amax()
-        return ValuesIndices(self.amax(dim, keepdim), self._arg_extreme(dim, keepdim, True, "max"))
+        return self._extreme_with_index(dim, keepdim, True, "max")
 
     def min(self: "Tensor", dim: Any = None, keepdim: bool = False) -> Any:
         from lazytensor.tensor import Tensor
@@ -114,7 +122,18 @@ class ReduceMixin:
             return self.minimum(dim)
         if dim is None:
             return self.amin()
-        return ValuesIndices(self.amin(dim, keepdim), self._arg_extreme(dim, keepdim, False, "min"))
+        return self._extreme_with_index(dim, keepdim, False, "min")
+
+    def _extreme_with_index(self: "Tensor", dim: int, keepdim: bool, largest: bool, name: str) -> Any:
+        """(values, indices) of max(dim)/min(dim). With a gradient to carry, the values are read at the
+        returned indices, so the gradient goes to that one element (PyTorch), never split among ties."""
+        indices = self._arg_extreme(dim, keepdim, largest, name)
+        if self.ndim and self.requires_grad:
+            axis = self._axis(dim, name)
+            picked = self.gather(axis, indices if keepdim else indices.unsqueeze(axis))
+            return ValuesIndices(picked if keepdim else picked.squeeze(axis), indices)
+        values = self.amax(dim, keepdim) if largest else self.amin(dim, keepdim)
+        return ValuesIndices(values, indices)
 
     def _arg_extreme(self: "Tensor", dim: int | None, keepdim: bool, largest: bool, name: str) -> "Tensor":
         x = self.reshape(-1) if dim is None else self

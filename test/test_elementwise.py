@@ -581,3 +581,10 @@ def test_hypothesis_int32_division(a, b):
     check(x.div(y, rounding_mode="trunc"), tx.div(ty, rounding_mode="trunc"))
     check(x + y, tx + ty)
     check(x * y, tx * ty)
+
+
+def test_float64_to_float32_rounding_survives_widening_again():
+    """GCC 12's vectorizer once folded (double)(float)x into x; the renderer keeps the rounding."""
+    a = np.random.default_rng(0).standard_normal((4, 9))
+    got = (lt.tensor(a).float().double() * lt.tensor(a)).numpy()
+    np.testing.assert_array_equal(got, a.astype(np.float32).astype(np.float64) * a)

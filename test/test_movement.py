@@ -360,3 +360,51 @@ def test_random_view_chains_match_numpy(case):
     got = _apply_ours(lt.tensor(a), steps).numpy()
     assert got.shape == want.shape
     np.testing.assert_array_equal(got, want)
+
+
+# ---- unfold: sliding windows as one view (the WINDOW movement op) ----
+
+UNFOLDS = [((9,), 0, 3, 1), ((9,), 0, 3, 2), ((2, 3, 9), 2, 3, 1), ((2, 3, 9), -1, 4, 3), ((2, 3, 9), 1, 2, 1),
+           ((2, 3, 9), 0, 1, 1), ((2, 3, 9), 2, 9, 1), ((2, 3, 9), 2, 2, 5), ((4, 5), 0, 4, 1), ((1, 7), 1, 7, 7)]
+
+
+@pytest.mark.parametrize("shape,dim,size,step", UNFOLDS, ids=[str(u) for u in UNFOLDS])
+def test_unfold_values_and_gradients_match_torch(shape, dim, size, step):
+    a = np.random.default_rng(len(shape) * 7 + size).standard_normal(shape)
+    ours, theirs = lt.tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
+    got, want = ours.unfold(dim, size, step), theirs.unfold(dim, size, step)
+    assert_close(got, want)
+    upstream = np.random.default_rng(1).standard_normal(tuple(want.shape))
+    (got * lt.tensor(upstream)).sum().backward()
+    (want * torch.tensor(upstream)).sum().backward()
+    assert_close(ours.grad, theirs.grad)
+
+
+def test_unfold_of_non_contiguous_views_and_twice_for_2d_windows():
+    a = np.random.default_rng(3).standard_normal((3, 6, 7)).astype(np.float32)
+    x, t = lt.tensor(a), torch.tensor(a)
+    assert_close(x.transpose(1, 2).unfold(1, 3, 2), t.transpose(1, 2).unfold(1, 3, 2))
+    assert_close(x[:, ::2].unfold(2, 2, 1), t[:, ::2].unfold(2, 2, 1))
+    assert_close(x.unfold(1, 3, 1).unfold(2, 3, 1), t.unfold(1, 3, 1).unfold(2, 3, 1))
+
+
+def test_unfold_with_dilation_matches_strided_indexing():
+    a = np.arange(10.0)
+    got = lt.tensor(a).unfold(0, 3, 2, dilation=2).numpy()
+    want = np.stack([a[o * 2 + np.arange(3) * 2] for o in range(3)])
+    np.testing.assert_array_equal(got, want)
+
+
+def test_unfold_errors_name_the_op():
+    with pytest.raises(RuntimeError, match="unfold"):
+        lt.zeros(3, 4).unfold(1, 5, 1)
+    with pytest.raises(RuntimeError, match="unfold"):
+        lt.zeros(3, 4).unfold(1, 2, 0)
+
+
+def test_reading_an_intermediate_keeps_its_gradient():
+    w = lt.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    hidden = (w * w).unfold(0, 2, 1)
+    hidden.numpy()                    # realizing a value must not cut it out of the graph
+    hidden.sum().backward()
+    np.testing.assert_allclose(w.grad.numpy(), [2.0, 8.0, 6.0])

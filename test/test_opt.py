@@ -110,3 +110,13 @@ def test_elementwise_kernels_are_not_upcast():
     x = lt.randn(64, 64).realize()
     (item,) = (x.exp() + 1).schedule()
     assert choose_upcasts(lower_kernel(item.ast).nests[0]) == []
+
+
+def test_gated_window_reduce_survives_the_c_compiler():
+    """A padded sliding-window sum (gated loads in a short reduce loop, upcast lanes) that GCC 12
+    miscompiles with -O2 -fvect-cost-model=cheap: keeps our compiler flags honest."""
+    x = np.arange(40, dtype=np.float32).reshape(2, 5, 4)
+    got = lt.tensor(x).movedim(1, -1).pad([1, 1]).unfold(2, 3, 1).sum(-1).numpy()
+    padded = np.pad(np.moveaxis(x, 1, -1), ((0, 0), (0, 0), (1, 1)))
+    want = padded[..., :-2] + padded[..., 1:-1] + padded[..., 2:]
+    np.testing.assert_array_equal(got, want)

@@ -90,6 +90,10 @@ class CStyleRenderer:
     def loop_pragma(self, nest: LoopNest, depth: int) -> str | None:
         return None
 
+    def narrow_to_float32(self, expr: str) -> str:
+        """double → float (rounding to float32 must survive, even when the value is widened again)."""
+        return f"((float){expr})"
+
     def preamble(self) -> list[str]:
         return ["#include <math.h>", "#include <string.h>"]
 
@@ -374,6 +378,8 @@ class CStyleRenderer:
         if op is Op.CAST:
             if dt.is_bool:
                 return f"({s[0]} != 0)"
+            if dt == dtypes.float32 and n.srcs[0].dtype == dtypes.float64:
+                return self.narrow_to_float32(s[0])
             return f"(({self.type_name(dt)}){s[0]})"
         if op is Op.BITCAST:
             return f"{self.bitcast_fn(n.srcs[0].dtype, dt)}({s[0]})"

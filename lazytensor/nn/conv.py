@@ -1,5 +1,469 @@
-"""nn area: conv (function forms and their Module classes)."""
+"""nn area: convolution (conv1d/2d/3d, conv_transpose1d/2d/3d) and the Conv*/ConvTranspose* layers.
+
+Every convolution is a view plus one reduce: the zero-padded input is viewed as sliding windows
+(`sliding_windows`: one WINDOW view per spatial dim, which the compiler turns into index math
+o·stride + k·dilation, copying nothing), multiplied by the weight and summed over (in-channels,
+kernel). The multiply and sum are one fused reduce kernel (a padded input is stored once first,
+since every element is read kernel-size times); autograd differentiates the views for free.
+A transposed convolution is the same thing on an input with stride-1 zeros inserted, with the
+weight flipped and its channel axes swapped.
+"""
 from __future__ import annotations
 
-FUNCTIONS: list[str] = []   # names re-exported by lt.nn.functional
-MODULES: list[str] = []     # Module classes re-exported by lt.nn
+import math
+from typing import Any, Sequence
+
+from lazytensor import dtypes
+from lazytensor.creation import zeros
+from lazytensor.nn import init
+from lazytensor.nn.module import Module, Parameter
+from lazytensor.ops import Op
+from lazytensor.tensor import Tensor
+
+FUNCTIONS: list[str] = ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+                        "conv_transpose3d"]
+MODULES: list[str] = ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"]
+
+IntOrTuple = int | Sequence[int]
+
+
+# ---- shared helpers (pooling.py uses these too) ----
+
+def ntuple(value: Any, n: int, name: str, op: str) -> tuple[int, ...]:
+    """An int or a length-n sequence of ints → an n-tuple (torch's _single/_pair/_triple)."""
+    if isinstance(value, (list, tuple)):
+        if len(value) == 1 and n > 1:
+            value = tuple(value) * n
+        if len(value) != n:
+            raise ValueError(f"{op}: {name} must be an int or a tuple of {n} ints, got {tuple(value)}")
+        return tuple(int(v) for v in value)
+    return (int(value),) * n
+
+
+def _interleave(a: Sequence[int], b: Sequence[int]) -> tuple[int, ...]:
+    """(a0, b0, a1, b1, ...)."""
+    out: list[int] = []
+    for x, y in zip(a, b):
+        out += [x, y]
+    return tuple(out)
+
+
+def _shrink_last(x: Tensor, bounds: Sequence[tuple[int, int]]) -> Tensor:
+    """Shrink the trailing len(bounds) dims of x to [start, end) each, keeping the leading dims."""
+    lead = [(0, s) for s in x.shape[:x.ndim - len(bounds)]]
+    return x._shrink(lead + list(bounds))
+
+
+def window_output_size(size: int, kernel: int, stride: int, dilation: int) -> int:
+    """Number of windows of `kernel` taps (spaced `dilation`) at `stride` that fit in `size`."""
+    return (size - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def sliding_windows(x: Tensor, kernel: Sequence[int], stride: Sequence[int],
+                    dilation: Sequence[int]) -> Tensor:
+    """View the last n dims of x as windows: (*lead, *in) → (*lead, *out, *kernel), no copies.
+
+    out[..., o_0, ..., k_0, ...] = x[..., o_0·stride_0 + k_0·dilation_0, ...] with
+    out_i = (in_i - dilation_i·(kernel_i - 1) - 1) // stride_i + 1 (no padding: pad x first)."""
+    n = len(kernel)
+    lead = tuple(x.shape[:x.ndim - n])
+    sizes = tuple(x.shape[x.ndim - n:])
+    outs = tuple(window_output_size(i, k, s, d) for i, k, s, d in zip(sizes, kernel, stride, dilation))
+    if any(o <= 0 for o in outs):
+        raise RuntimeError(f"sliding windows: kernel {tuple(kernel)} with dilation {tuple(dilation)} does "
+                           f"not fit in input size {sizes}")
+    # one WINDOW view per spatial dim: each turns its dim into the window count and appends the taps
+    for j, (k, s, d) in enumerate(zip(kernel, stride, dilation)):
+        x = x.unfold(len(lead) + j, k, s, d)
+    return x
+
+
+def _trailing_pad(pairs: Sequence[tuple[int, int]]) -> list[int]:
+    """(before, after) pairs for the last len(pairs) dims, first dim first → F.pad's flat list."""
+    flat: list[int] = []
+    for before, after in reversed(list(pairs)):
+        flat += [before, after]
+    return flat
+
+
+def _check_dtypes(op: str, x: Tensor, weight: Tensor, bias: Tensor | None) -> None:
+    if not x.dtype.is_float:
+        raise RuntimeError(f"{op}: expected a floating-point input, got {x.dtype.name}; call .float() first")
+    if weight.dtype != x.dtype:
+        raise RuntimeError(f"{op}: input type ({x.dtype.name}) and weight type ({weight.dtype.name}) "
+                           f"should be the same; cast one with .to(...)")
+    if bias is not None and bias.dtype != x.dtype:
+        raise RuntimeError(f"{op}: input type ({x.dtype.name}) and bias type ({bias.dtype.name}) "
+                           f"should be the same")
+
+
+def _batched(op: str, x: Tensor, n: int) -> tuple[Tensor, bool]:
+    """Accept (N, C, *spatial) or unbatched (C, *spatial) input; returns (batched x, was unbatched)."""
+    if x.ndim == n + 2:
+        return x, False
+    if x.ndim == n + 1:
+        return x.unsqueeze(0), True
+    raise RuntimeError(f"{op}: expected {n + 1}D (unbatched) or {n + 2}D (batched) input, but got input of "
+                       f"size {list(x.shape)} ({x.ndim}D)")
+
+
+def _same_padding(kernel: Sequence[int], dilation: Sequence[int]) -> list[tuple[int, int]]:
+    """padding='same': total d·(k-1) per dim, the odd element going after (as torch does)."""
+    pairs = []
+    for k, d in zip(kernel, dilation):
+        total = d * (k - 1)
+        pairs.append((total // 2, total - total // 2))
+    return pairs
+
+
+def _conv_padding(op: str, padding: Any, n: int, kernel: Sequence[int], stride: Sequence[int],
+                  dilation: Sequence[int]) -> list[tuple[int, int]]:
+    """padding (int, tuple, 'same' or 'valid') → (before, after) per spatial dim."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return [(0, 0)] * n
+        if padding == "same":
+            if any(s != 1 for s in stride):
+                raise ValueError(f"{op}: padding='same' is not supported for strided convolutions "
+                                 f"(stride={tuple(stride)})")
+            return _same_padding(kernel, dilation)
+        raise ValueError(f"{op}: invalid padding string {padding!r}, should be one of 'valid', 'same'")
+    pads = ntuple(padding, n, "padding", op)
+    if any(p < 0 for p in pads):
+        raise RuntimeError(f"{op}: negative padding is not supported, got padding={pads}")
+    return [(p, p) for p in pads]
+
+
+def _convnd(op: str, n: int, x: Tensor, weight: Tensor, bias: Tensor | None, stride: Any, padding: Any,
+            dilation: Any, groups: int) -> Tensor:
+    """N-d convolution (cross-correlation, as torch) of x (N, C_in, *in) with weight (C_out, C_in/g, *k)."""
+    _check_dtypes(op, x, weight, bias)
+    x, unbatched = _batched(op, x, n)
+    if weight.ndim != n + 2:
+        raise RuntimeError(f"{op}: expected a {n + 2}D weight (out_channels, in_channels/groups, *kernel), "
+                           f"got weight of size {list(weight.shape)}")
+    strides = ntuple(stride, n, "stride", op)
+    dilations = ntuple(dilation, n, "dilation", op)
+    if any(s <= 0 for s in strides) or any(d <= 0 for d in dilations):
+        raise RuntimeError(f"{op}: stride {strides} and dilation {dilations} must be positive")
+    c_out, c_in_group = weight.shape[0], weight.shape[1]
+    kernel = tuple(weight.shape[2:])
+    if groups <= 0 or c_out % groups:
+        raise RuntimeError(f"{op}: groups ({groups}) must be positive and divide out_channels ({c_out})")
+    if x.shape[1] != c_in_group * groups:
+        raise RuntimeError(f"{op}: given groups={groups}, weight of size {list(weight.shape)}, expected "
+                           f"input {list(x.shape)} to have {c_in_group * groups} channels, but got "
+                           f"{x.shape[1]} channels instead")
+    if bias is not None and tuple(bias.shape) != (c_out,):
+        raise RuntimeError(f"{op}: expected bias of shape ({c_out},), got {list(bias.shape)}")
+    pads = _conv_padding(op, padding, n, kernel, strides, dilations)
+    x = x.pad(_trailing_pad(pads))
+    if x.node.op is not Op.BUFFER:
+        # the sliding-window view reads every input element K times: store the (padded) input once so
+        # the windows index a plain buffer (clean, vectorizable addresses; no per-read recompute)
+        x = x.contiguous()
+    padded = tuple(x.shape[2:])
+    spans = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilations))
+    if any(size < span for size, span in zip(padded, spans)):
+        raise RuntimeError(f"{op}: calculated padded input size per channel {padded} is smaller than the "
+                           f"(dilated) kernel size {spans}; the kernel can't be greater than the padded "
+                           f"input")
+    batch = x.shape[0]
+    win = sliding_windows(x, kernel, strides, dilations)             # (N, C_in, *out, *k)
+    outs = tuple(win.shape[2:2 + n])
+    # (N, G, 1, *out, C_in/G, *k) · (1, G, C_out/G, *1, C_in/G, *k), summed over (C_in/G, *k)
+    win = win.reshape((batch, groups, c_in_group) + outs + kernel)
+    win = win.permute([0, 1] + list(range(3, 3 + n)) + [2] + list(range(3 + n, 3 + 2 * n)))
+    win = win.unsqueeze(2)
+    w = weight.reshape((1, groups, c_out // groups) + (1,) * n + (c_in_group,) + kernel)
+    out = (win * w).sum(tuple(range(3 + n, 4 + 2 * n)))              # (N, G, C_out/G, *out)
+    out = out.reshape((batch, c_out) + outs)
+    if bias is not None:
+        out = out + bias.reshape((1, c_out) + (1,) * n)
+    return out.squeeze(0) if unbatched else out
+
+
+def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntOrTuple = 1,
+           padding: IntOrTuple | str = 0, dilation: IntOrTuple = 1, groups: int = 1) -> Tensor:
+    """1-D convolution: (N, C_in, L) * (C_out, C_in/groups, k) → (N, C_out, L_out)."""
+    return _convnd("conv1d", 1, input, weight, bias, stride, padding, dilation, groups)
+
+
+def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntOrTuple = 1,
+           padding: IntOrTuple | str = 0, dilation: IntOrTuple = 1, groups: int = 1) -> Tensor:
+    """2-D convolution: (N, C_in, H, W) * (C_out, C_in/groups, kh, kw) → (N, C_out, H_out, W_out)."""
+    return _convnd("conv2d", 2, input, weight, bias, stride, padding, dilation, groups)
+
+
+def conv3d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntOrTuple = 1,
+           padding: IntOrTuple | str = 0, dilation: IntOrTuple = 1, groups: int = 1) -> Tensor:
+    """3-D convolution: (N, C_in, D, H, W) * (C_out, C_in/groups, kd, kh, kw) → (N, C_out, D', H', W')."""
+    return _convnd("conv3d", 3, input, weight, bias, stride, padding, dilation, groups)
+
+
+def _conv_transposend(op: str, n: int, x: Tensor, weight: Tensor, bias: Tensor | None, stride: Any,
+                      padding: Any, output_padding: Any, groups: int, dilation: Any) -> Tensor:
+    """Transposed convolution of x (N, C_in, *in) with weight (C_in, C_out/g, *k): the gradient of conv
+    with respect to its input. Computed as a stride-1 conv over x with (stride - 1) zeros between
+    elements, padded by d·(k-1) - p (+ output_padding after), with the weight flipped and transposed."""
+    _check_dtypes(op, x, weight, bias)
+    x, unbatched = _batched(op, x, n)
+    if weight.ndim != n + 2:
+        raise RuntimeError(f"{op}: expected a {n + 2}D weight (in_channels, out_channels/groups, *kernel), "
+                           f"got weight of size {list(weight.shape)}")
+    if isinstance(padding, str):
+        raise ValueError(f"{op}: padding must be an int or a tuple of ints (torch has no string padding for "
+                         f"transposed convolutions), got {padding!r}")
+    strides = ntuple(stride, n, "stride", op)
+    dilations = ntuple(dilation, n, "dilation", op)
+    pads = ntuple(padding, n, "padding", op)
+    out_pads = ntuple(output_padding, n, "output_padding", op)
+    if any(s <= 0 for s in strides) or any(d <= 0 for d in dilations) or any(p < 0 for p in pads):
+        raise RuntimeError(f"{op}: stride {strides} and dilation {dilations} must be positive and padding "
+                           f"{pads} non-negative")
+    for op_, s, d in zip(out_pads, strides, dilations):
+        if not 0 <= op_ < max(s, d):
+            raise RuntimeError(f"{op}: output padding must be smaller than either stride or dilation, got "
+                               f"output_padding={out_pads}, stride={strides}, dilation={dilations}")
+    c_in, c_out_group = weight.shape[0], weight.shape[1]
+    kernel = tuple(weight.shape[2:])
+    if groups <= 0 or c_in % groups:
+        raise RuntimeError(f"{op}: groups ({groups}) must be positive and divide in_channels ({c_in})")
+    if x.shape[1] != c_in:
+        raise RuntimeError(f"{op}: given transposed=1, weight of size {list(weight.shape)}, expected input "
+                           f"{list(x.shape)} to have {c_in} channels, but got {x.shape[1]} channels instead")
+    c_out = c_out_group * groups
+    if bias is not None and tuple(bias.shape) != (c_out,):
+        raise RuntimeError(f"{op}: expected bias of shape ({c_out},), got {list(bias.shape)}")
+    batch, sizes = x.shape[0], tuple(x.shape[2:])
+    outs = tuple((i - 1) * s - 2 * p + d * (k - 1) + q + 1
+                 for i, s, p, d, k, q in zip(sizes, strides, pads, dilations, kernel, out_pads))
+    if any(o <= 0 for o in outs):
+        raise RuntimeError(f"{op}: the output size {outs} is not positive for input size {sizes}")
+    # insert (stride - 1) zeros between input elements: (i,) → (i, s) padded → (i·s) cropped to (i-1)·s + 1
+    if any(s > 1 for s in strides):
+        x = x.reshape((batch, c_in) + _interleave(sizes, (1,) * n))
+        x = x.pad(_trailing_pad([p for s in strides for p in ((0, 0), (0, s - 1))]))
+        x = x.reshape((batch, c_in) + tuple(i * s for i, s in zip(sizes, strides)))
+        x = _shrink_last(x, [(0, (i - 1) * s + 1) for i, s in zip(sizes, strides)])
+    # negative amounts crop (when padding > d·(k-1)); Tensor.pad handles both
+    full = [(d * (k - 1) - p, d * (k - 1) - p + q) for d, k, p, q in zip(dilations, kernel, pads, out_pads)]
+    x = x.pad(_trailing_pad(full))
+    # weight (C_in, C_out/G, *k) → (C_out, C_in/G, *k), flipped in space
+    w = weight.reshape((groups, c_in // groups, c_out_group) + kernel).transpose(1, 2)
+    w = w.reshape((c_out, c_in // groups) + kernel).flip(tuple(range(2, 2 + n)))
+    out = _convnd(op, n, x, w, bias, 1, 0, dilations, groups)
+    return out.squeeze(0) if unbatched else out
+
+
+def conv_transpose1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntOrTuple = 1,
+                     padding: IntOrTuple = 0, output_padding: IntOrTuple = 0, groups: int = 1,
+                     dilation: IntOrTuple = 1) -> Tensor:
+    """1-D transposed convolution: (N, C_in, L) with weight (C_in, C_out/groups, k) → (N, C_out, L_out)."""
+    return _conv_transposend("conv_transpose1d", 1, input, weight, bias, stride, padding, output_padding,
+                             groups, dilation)
+
+
+def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntOrTuple = 1,
+                     padding: IntOrTuple = 0, output_padding: IntOrTuple = 0, groups: int = 1,
+                     dilation: IntOrTuple = 1) -> Tensor:
+    """2-D transposed convolution: (N, C_in, H, W) with weight (C_in, C_out/groups, kh, kw)."""
+    return _conv_transposend("conv_transpose2d", 2, input, weight, bias, stride, padding, output_padding,
+                             groups, dilation)
+
+
+def conv_transpose3d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntOrTuple = 1,
+                     padding: IntOrTuple = 0, output_padding: IntOrTuple = 0, groups: int = 1,
+                     dilation: IntOrTuple = 1) -> Tensor:
+    """3-D transposed convolution: (N, C_in, D, H, W) with weight (C_in, C_out/groups, kd, kh, kw)."""
+    return _conv_transposend("conv_transpose3d", 3, input, weight, bias, stride, padding, output_padding,
+                             groups, dilation)
+
+
+# ---- layers ----
+
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+
+class _ConvNd(Module):
+    """Shared parameters, init and repr of Conv*d and ConvTranspose*d (torch's _ConvNd)."""
+    n: int = 0
+    transposed: bool = False
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntOrTuple, stride: IntOrTuple = 1,
+                 padding: IntOrTuple | str = 0, dilation: IntOrTuple = 1, groups: int = 1, bias: bool = True,
+                 padding_mode: str = "zeros", output_padding: IntOrTuple = 0, device: Any = None,
+                 dtype: Any = None) -> None:
+        super().__init__()
+        name = type(self).__name__
+        if groups <= 0:
+            raise ValueError(f"{name}: groups must be a positive integer, got {groups}")
+        if in_channels % groups:
+            raise ValueError(f"{name}: in_channels ({in_channels}) must be divisible by groups ({groups})")
+        if out_channels % groups:
+            raise ValueError(f"{name}: out_channels ({out_channels}) must be divisible by groups ({groups})")
+        if padding_mode not in PADDING_MODES:
+            raise ValueError(f"{name}: padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
+        if self.transposed and padding_mode != "zeros":
+            raise ValueError(f'{name}: only "zeros" padding mode is supported, got {padding_mode!r}')
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.kernel_size = ntuple(kernel_size, self.n, "kernel_size", name)
+        self.stride = ntuple(stride, self.n, "stride", name)
+        self.dilation = ntuple(dilation, self.n, "dilation", name)
+        self.output_padding = ntuple(output_padding, self.n, "output_padding", name)
+        self.padding_mode = padding_mode
+        if isinstance(padding, str):
+            if self.transposed:
+                raise ValueError(f"{name}: padding must be an int or tuple of ints, got {padding!r}")
+            if padding not in ("same", "valid"):
+                raise ValueError(f"{name}: invalid padding string {padding!r}, should be one of 'valid', "
+                                 f"'same'")
+            if padding == "same" and any(s != 1 for s in self.stride):
+                raise ValueError(f"{name}: padding='same' is not supported for strided convolutions")
+            self.padding: Any = padding
+        else:
+            self.padding = ntuple(padding, self.n, "padding", name)
+        if self.transposed:
+            shape = (in_channels, out_channels // groups) + self.kernel_size
+        else:
+            shape = (out_channels, in_channels // groups) + self.kernel_size
+        dt = dtypes.to_dtype(dtype) if dtype is not None else dtypes.default_float
+        self.weight = Parameter(zeros(shape, dtype=dt, device=device))
+        if bias:
+            self.bias = Parameter(zeros((out_channels,), dtype=dt, device=device))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """torch's default: kaiming_uniform_(a=sqrt(5)) on the weight, i.e. U(±1/sqrt(fan_in)), and the
+        same bound for the bias; fan_in = weight.size(1) · prod(kernel) in both weight layouts."""
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            fan_in = self.weight.shape[1] * math.prod(self.kernel_size)
+            bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+            init.uniform_(self.bias, -bound, bound)
+
+    def _check_input(self, x: Tensor) -> None:
+        name = type(self).__name__
+        if not isinstance(x, Tensor):
+            raise TypeError(f"{name}: expected an lt.Tensor input, got {type(x).__name__}")
+        if x.ndim not in (self.n + 1, self.n + 2):
+            raise RuntimeError(f"{name}: expected {self.n + 1}D (unbatched) or {self.n + 2}D (batched) "
+                               f"input, but got input of size {list(x.shape)}")
+        channels = x.shape[x.ndim - self.n - 1]
+        if channels != self.in_channels:
+            raise RuntimeError(f"{name}: expected input with {self.in_channels} channels (in_channels), but "
+                               f"got input of size {list(x.shape)} with {channels} channels")
+
+    def extra_repr(self) -> str:
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if self.padding != (0,) * self.n:
+            shown = repr(self.padding) if isinstance(self.padding, str) else str(self.padding)
+            s += f", padding={shown}"
+        if self.dilation != (1,) * self.n:
+            s += f", dilation={self.dilation}"
+        if self.output_padding != (0,) * self.n:
+            s += f", output_padding={self.output_padding}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode}"
+        return s
+
+
+class _Conv(_ConvNd):
+    """Conv1d/2d/3d: forward applies the padding mode, then the convolution."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntOrTuple, stride: IntOrTuple = 1,
+                 padding: IntOrTuple | str = 0, dilation: IntOrTuple = 1, groups: int = 1, bias: bool = True,
+                 padding_mode: str = "zeros", device: Any = None, dtype: Any = None) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         padding_mode, 0, device, dtype)
+
+    def forward(self, input: Tensor) -> Tensor:
+        self._check_input(input)
+        op = f"conv{self.n}d"
+        if self.padding_mode == "zeros":
+            return _convnd(op, self.n, input, self.weight, self.bias, self.stride, self.padding,
+                           self.dilation, self.groups)
+        if self.padding == "valid":
+            pairs = [(0, 0)] * self.n
+        elif self.padding == "same":
+            pairs = _same_padding(self.kernel_size, self.dilation)
+        else:
+            pairs = [(p, p) for p in self.padding]
+        padded = input.pad(_trailing_pad(pairs), mode=self.padding_mode)
+        return _convnd(op, self.n, padded, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+class Conv1d(_Conv):
+    """1-D convolution layer: weight (out_channels, in_channels/groups, k), bias (out_channels,)."""
+    n = 1
+
+
+class Conv2d(_Conv):
+    """2-D convolution layer: weight (out_channels, in_channels/groups, kh, kw), bias (out_channels,)."""
+    n = 2
+
+
+class Conv3d(_Conv):
+    """3-D convolution layer: weight (out_channels, in_channels/groups, kd, kh, kw), bias (out_channels,)."""
+    n = 3
+
+
+class _ConvTranspose(_ConvNd):
+    """ConvTranspose1d/2d/3d; forward(input, output_size=None) like torch."""
+    transposed = True
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntOrTuple, stride: IntOrTuple = 1,
+                 padding: IntOrTuple = 0, output_padding: IntOrTuple = 0, groups: int = 1, bias: bool = True,
+                 dilation: IntOrTuple = 1, padding_mode: str = "zeros", device: Any = None,
+                 dtype: Any = None) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         padding_mode, output_padding, device, dtype)
+
+    def _output_padding(self, input: Tensor, output_size: Sequence[int] | None) -> tuple[int, ...]:
+        """The output_padding that yields output_size (torch's rule), or the layer's own."""
+        if output_size is None:
+            return self.output_padding
+        want = tuple(int(s) for s in output_size)
+        if len(want) == self.n + 2 or len(want) == self.n + 1:
+            want = want[len(want) - self.n:]
+        if len(want) != self.n:
+            raise ValueError(f"{type(self).__name__}: output_size must have {self.n} or {self.n + 2} "
+                             f"elements, got {len(output_size)}")
+        extra = []
+        sizes = input.shape[input.ndim - self.n:]
+        for i, w, s, p, d, k in zip(sizes, want, self.stride, self.padding, self.dilation, self.kernel_size):
+            smallest = (i - 1) * s - 2 * p + d * (k - 1) + 1
+            if not smallest <= w < smallest + s:
+                raise ValueError(f"{type(self).__name__}: requested an output size of {want}, but valid "
+                                 f"sizes range from {smallest} to {smallest + s - 1} (for an input of "
+                                 f"{tuple(sizes)})")
+            extra.append(w - smallest)
+        return tuple(extra)
+
+    def forward(self, input: Tensor, output_size: Sequence[int] | None = None) -> Tensor:
+        self._check_input(input)
+        out_pad = self._output_padding(input, output_size)
+        return _conv_transposend(f"conv_transpose{self.n}d", self.n, input, self.weight, self.bias,
+                                 self.stride, self.padding, out_pad, self.groups, self.dilation)
+
+
+class ConvTranspose1d(_ConvTranspose):
+    """1-D transposed convolution layer: weight (in_channels, out_channels/groups, k)."""
+    n = 1
+
+
+class ConvTranspose2d(_ConvTranspose):
+    """2-D transposed convolution layer: weight (in_channels, out_channels/groups, kh, kw)."""
+    n = 2
+
+
+class ConvTranspose3d(_ConvTranspose):
+    """3-D transposed convolution layer: weight (in_channels, out_channels/groups, kd, kh, kw)."""
+    n = 3
+

@@ -1,0 +1,127 @@
+"""Adam and AdamW (torch.optim.Adam / AdamW), with amsgrad, weight decay (L2 or decoupled) and maximize."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from lazytensor.creation import zeros_like
+from lazytensor.optim.optimizer import Optimizer, check_hyperparameter
+
+
+class Adam(Optimizer):
+    """Adam, following torch's single-tensor update:
+
+    g ← ±grad (+ wd·p, or p ← p·(1 − lr·wd) when decoupled);  m ← m + (1 − β1)(g − m);
+    v ← β2·v + (1 − β2)·g²;  v̂ ← max(v̂, v) (amsgrad);
+    p ← p − lr/(1 − β1ᵗ) · m / (√v / √(1 − β2ᵗ) + eps)."""
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        amsgrad: bool = False,
+        *,
+        foreach: bool | None = None,
+        maximize: bool = False,
+        capturable: bool = False,
+        differentiable: bool = False,
+        fused: bool | None = None,
+        decoupled_weight_decay: bool = False,
+    ) -> None:
+        _check_adam_args(lr, betas, eps, weight_decay)
+        super().__init__(
+            params,
+            dict(
+                lr=lr,
+                betas=tuple(betas),
+                eps=eps,
+                weight_decay=weight_decay,
+                amsgrad=amsgrad,
+                maximize=maximize,
+                foreach=foreach,
+                capturable=capturable,
+                differentiable=differentiable,
+                fused=fused,
+                decoupled_weight_decay=decoupled_weight_decay,
+            ),
+        )
+
+    def _update_group(self, group: dict[str, Any]) -> None:
+        beta1, beta2 = group["betas"]
+        lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            grad = self._grad_of(p, group["maximize"], type(self).__name__)
+            state = self.state[p]
+            if not state:
+                state["step"] = 0.0
+                state["exp_avg"] = zeros_like(p)
+                state["exp_avg_sq"] = zeros_like(p)
+                if group["amsgrad"]:
+                    state["max_exp_avg_sq"] = zeros_like(p)
+            state["step"] += 1
+            step = state["step"]
+            if wd != 0:
+                if group["decoupled_weight_decay"]:
+                    self._assign(p, p * self._scalar(1 - lr * wd, p))
+                else:
+                    grad = grad + p * self._scalar(wd, p)
+            exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+            self._assign(exp_avg, exp_avg + (grad - exp_avg) * self._scalar(1 - beta1, p))
+            self._assign(
+                exp_avg_sq, exp_avg_sq * self._scalar(beta2, p) + grad * grad * self._scalar(1 - beta2, p)
+            )
+            bias_correction1 = 1 - beta1**step
+            bias_correction2_sqrt = (1 - beta2**step) ** 0.5
+            second = exp_avg_sq
+            if group["amsgrad"]:
+                self._assign(state["max_exp_avg_sq"], state["max_exp_avg_sq"].maximum(exp_avg_sq))
+                second = state["max_exp_avg_sq"]
+            denom = second.sqrt() / self._scalar(bias_correction2_sqrt, p) + self._scalar(eps, p)
+            self._assign(p, p - exp_avg / denom * self._scalar(lr / bias_correction1, p))
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (p ← p·(1 − lr·wd) before the step); weight_decay=1e-2."""
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+        *,
+        maximize: bool = False,
+        foreach: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
+        fused: bool | None = None,
+    ) -> None:
+        super().__init__(
+            params,
+            lr,
+            betas,
+            eps,
+            weight_decay,
+            amsgrad,
+            foreach=foreach,
+            maximize=maximize,
+            capturable=capturable,
+            differentiable=differentiable,
+            fused=fused,
+            decoupled_weight_decay=True,
+        )
+
+
+def _check_adam_args(lr: float, betas: tuple[float, float], eps: float, weight_decay: float) -> None:
+    check_hyperparameter("learning rate", lr)
+    check_hyperparameter("epsilon", eps)
+    check_hyperparameter("beta parameter at index 0", betas[0], 0.0, 1.0)
+    check_hyperparameter("beta parameter at index 1", betas[1], 0.0, 1.0)
+    check_hyperparameter("weight_decay", weight_decay)

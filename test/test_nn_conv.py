@@ -1,0 +1,267 @@
+"""Convolutions (lt.nn.functional.conv*/conv_transpose*, nn.Conv*/ConvTranspose*) against torch:
+forward values and the gradients of input, weight and bias for the same upstream gradient."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import lazytensor as lt
+import lazytensor.nn as nn
+import lazytensor.nn.functional as F
+
+torch = pytest.importorskip("torch")
+TF = torch.nn.functional
+pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths")
+
+RTOL, ATOL = 1e-4, 1e-5
+
+
+def _close(got: lt.Tensor, want: "torch.Tensor", what: str) -> None:
+    assert tuple(got.shape) == tuple(want.shape), f"{what}: shape {tuple(got.shape)} != {tuple(want.shape)}"
+    np.testing.assert_allclose(got.numpy(), want.detach().numpy(), rtol=RTOL, atol=ATOL, err_msg=what)
+
+
+def check_op(ours, theirs, arrays: list[np.ndarray | None], view=lambda t: t, seed: int = 0) -> None:
+    """Run ours/theirs on the same arrays (None passes through, view applied to the first) and compare the
+    outputs and every input's gradient for one random upstream gradient."""
+    lt_in = [None if a is None else lt.tensor(a, requires_grad=True) for a in arrays]
+    th_in = [None if a is None else torch.tensor(a, requires_grad=True) for a in arrays]
+    out = ours(view(lt_in[0]), *lt_in[1:])
+    ref = theirs(view(th_in[0]), *th_in[1:])
+    up = np.random.default_rng(seed + 1).standard_normal(tuple(ref.shape)).astype(np.float32)
+    out.backward(lt.tensor(up))          # backward before realizing out: realize keeps only the value
+    ref.backward(torch.tensor(up))
+    grads = [t.grad for t in lt_in if t is not None]
+    lt.realize(out, *grads)
+    _close(out, ref, "output")
+    for i, (a, b) in enumerate(zip(lt_in, th_in)):
+        if a is not None:
+            _close(a.grad, b.grad, f"grad of input {i}")
+
+
+def _rand(shape: tuple[int, ...], seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+# (input shape, weight shape, stride, padding, dilation, groups, bias)
+CONV2D_CASES = [
+    ((2, 3, 7, 8), (4, 3, 3, 3), 1, 0, 1, 1, True),
+    ((1, 3, 9, 7), (5, 3, 3, 3), 2, 1, 1, 1, True),          # batch 1, odd sizes
+    ((2, 4, 10, 9), (6, 2, 3, 2), (2, 1), (1, 0), (2, 1), 2, True),
+    ((2, 4, 6, 6), (4, 1, 3, 3), 1, 1, 1, 4, False),          # depthwise
+    ((1, 2, 9, 8), (3, 2, 2, 1), 3, 1, 1, 1, True),           # stride > kernel
+    ((1, 2, 7, 7), (2, 2, 3, 3), 1, "same", 2, 1, True),
+    ((1, 2, 6, 5), (3, 2, 2, 4), 1, "same", 1, 1, False),     # 'same' with even kernels: extra pad after
+    ((1, 2, 5, 5), (2, 2, 3, 3), 2, 2, 3, 1, True),           # dilation 3 with big padding
+]
+
+
+@pytest.mark.parametrize("xs,ws,stride,padding,dilation,groups,bias", CONV2D_CASES)
+def test_conv2d_matches_torch(xs, ws, stride, padding, dilation, groups, bias):
+    arrays = [_rand(xs, 0), _rand(ws, 1), _rand((ws[0],), 2) if bias else None]
+    check_op(lambda x, w, b: F.conv2d(x, w, b, stride, padding, dilation, groups),
+             lambda x, w, b: TF.conv2d(x, w, b, stride, padding, dilation, groups), arrays)
+
+
+CONV1D_CASES = [
+    ((2, 3, 11), (4, 3, 3), 1, 0, 1, 1),
+    ((1, 4, 10), (6, 2, 4), 3, 2, 2, 2),
+    ((2, 2, 7), (2, 2, 5), 1, "same", 1, 1),
+]
+
+
+@pytest.mark.parametrize("xs,ws,stride,padding,dilation,groups", CONV1D_CASES)
+def test_conv1d_matches_torch(xs, ws, stride, padding, dilation, groups):
+    arrays = [_rand(xs, 3), _rand(ws, 4), _rand((ws[0],), 5)]
+    check_op(lambda x, w, b: F.conv1d(x, w, b, stride, padding, dilation, groups),
+             lambda x, w, b: TF.conv1d(x, w, b, stride, padding, dilation, groups), arrays)
+
+
+@pytest.mark.parametrize("xs,ws,stride,padding,dilation,groups", [
+    ((1, 2, 5, 6, 4), (3, 2, 3, 2, 2), 1, 1, 1, 1),
+    ((2, 4, 5, 5, 5), (2, 2, 2, 3, 2), (2, 1, 2), (0, 1, 1), (1, 2, 1), 2),
+])
+def test_conv3d_matches_torch(xs, ws, stride, padding, dilation, groups):
+    arrays = [_rand(xs, 6), _rand(ws, 7), _rand((ws[0],), 8)]
+    check_op(lambda x, w, b: F.conv3d(x, w, b, stride, padding, dilation, groups),
+             lambda x, w, b: TF.conv3d(x, w, b, stride, padding, dilation, groups), arrays)
+
+
+# (input shape, weight shape, stride, padding, output_padding, groups, dilation)
+CONV_T2D_CASES = [
+    ((2, 3, 4, 5), (3, 2, 3, 3), 1, 0, 0, 1, 1),
+    ((1, 4, 3, 4), (4, 3, 3, 2), 2, 1, 1, 1, 1),
+    ((2, 4, 5, 3), (4, 1, 2, 3), (2, 3), (0, 1), (1, 2), 2, 1),
+    ((1, 2, 4, 4), (2, 3, 3, 3), 2, 3, 0, 1, 2),               # padding > dilation·(k-1): crops
+]
+
+
+@pytest.mark.parametrize("xs,ws,stride,padding,out_pad,groups,dilation", CONV_T2D_CASES)
+def test_conv_transpose2d_matches_torch(xs, ws, stride, padding, out_pad, groups, dilation):
+    arrays = [_rand(xs, 9), _rand(ws, 10), _rand((ws[1] * groups,), 11)]
+    check_op(lambda x, w, b: F.conv_transpose2d(x, w, b, stride, padding, out_pad, groups, dilation),
+             lambda x, w, b: TF.conv_transpose2d(x, w, b, stride, padding, out_pad, groups, dilation), arrays)
+
+
+@pytest.mark.parametrize("xs,ws,stride,padding,out_pad,groups,dilation", [
+    ((1, 4, 5), (4, 1, 4), 3, 1, 2, 4, 2),
+])
+def test_conv_transpose1d_matches_torch(xs, ws, stride, padding, out_pad, groups, dilation):
+    arrays = [_rand(xs, 12), _rand(ws, 13), _rand((ws[1] * groups,), 14)]
+    check_op(lambda x, w, b: F.conv_transpose1d(x, w, b, stride, padding, out_pad, groups, dilation),
+             lambda x, w, b: TF.conv_transpose1d(x, w, b, stride, padding, out_pad, groups, dilation), arrays)
+
+
+VIEWS = {
+    "transposed": (lambda t: t.transpose(2, 3), (2, 3, 6, 7)),
+    "stepped": (lambda t: t[:, :, ::2, 1:], (2, 3, 11, 8)),
+}
+
+
+@pytest.mark.parametrize("name", list(VIEWS))
+def test_conv2d_non_contiguous_input(name):
+    view, shape = VIEWS[name]
+    arrays = [_rand(shape, 15), _rand((4, 3, 3, 3), 16), _rand((4,), 17)]
+    check_op(lambda x, w, b: F.conv2d(x, w, b, 1, 1), lambda x, w, b: TF.conv2d(x, w, b, 1, 1), arrays,
+             view=view)
+
+
+def test_conv2d_unbatched_input():
+    arrays = [_rand((3, 6, 5), 18), _rand((2, 3, 3, 3), 19), None]
+    check_op(lambda x, w, b: F.conv2d(x, w, b, padding=1), lambda x, w, b: TF.conv2d(x, w, b, padding=1),
+             arrays)
+
+
+def test_conv2d_float64():
+    x, w = np.random.default_rng(20).standard_normal((1, 2, 5, 5)), np.random.default_rng(21).standard_normal(
+        (3, 2, 3, 3))
+    out = F.conv2d(lt.tensor(x), lt.tensor(w), stride=2, padding=1)
+    ref = TF.conv2d(torch.tensor(x), torch.tensor(w), stride=2, padding=1)
+    assert out.dtype == lt.float64
+    np.testing.assert_allclose(out.numpy(), ref.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_conv2d_forward_fuses_windows_multiply_and_sum():
+    x = lt.tensor(_rand((2, 3, 8, 8), 22))
+    w, b = lt.tensor(_rand((4, 3, 3, 3), 23)), lt.tensor(_rand((4,), 24))
+    # the windows are a view: one reduce kernel (plus at most one that stores the padded input)
+    assert len(F.conv2d(x, w, b, stride=2, dilation=2).schedule()) == 1
+    kernels = F.conv2d(x, w, b, stride=2, padding=1, dilation=2).schedule()
+    assert len(kernels) <= 2
+
+
+# ---- layers ----
+
+LAYERS = [
+    ("Conv1d", dict(in_channels=4, out_channels=6, kernel_size=3, stride=2, padding=1, groups=2), (2, 4, 9)),
+    ("Conv2d", dict(in_channels=3, out_channels=4, kernel_size=(3, 2), padding="same", dilation=2),
+     (2, 3, 7, 6)),
+    ("Conv2d", dict(in_channels=2, out_channels=3, kernel_size=3, bias=False), (1, 2, 5, 5)),
+    ("Conv3d", dict(in_channels=2, out_channels=3, kernel_size=2, stride=(1, 2, 1)), (1, 2, 4, 5, 3)),
+    ("ConvTranspose1d", dict(in_channels=4, out_channels=2, kernel_size=3, stride=2, output_padding=1),
+     (2, 4, 5)),
+    ("ConvTranspose2d", dict(in_channels=4, out_channels=6, kernel_size=3, stride=2, padding=1, groups=2),
+     (1, 4, 4, 3)),
+]
+
+
+@pytest.mark.parametrize("name,kwargs,shape", LAYERS, ids=[f"{n}-{i}" for i, (n, _, _) in enumerate(LAYERS)])
+def test_layer_state_dict_round_trip(name, kwargs, shape):
+    theirs = getattr(torch.nn, name)(**kwargs)
+    ours = getattr(nn, name)(**kwargs)
+    assert [k for k, _ in ours.named_parameters()] == [k for k, _ in theirs.named_parameters()]
+    assert ours.weight.shape == tuple(theirs.weight.shape)
+    x = _rand(shape, 25)
+    ours.load_state_dict(theirs.state_dict())                      # torch → ours
+    np.testing.assert_allclose(ours(lt.tensor(x)).numpy(), theirs(torch.tensor(x)).detach().numpy(),
+                               rtol=RTOL, atol=ATOL)
+    fresh = getattr(nn, name)(**kwargs)                             # ours → torch
+    theirs.load_state_dict({k: torch.from_numpy(v.numpy()) for k, v in fresh.state_dict().items()})
+    np.testing.assert_allclose(fresh(lt.tensor(x)).numpy(), theirs(torch.tensor(x)).detach().numpy(),
+                               rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("mode,padding", [("reflect", (2, 1)), ("replicate", "same"), ("circular", 1)])
+def test_conv2d_padding_modes(mode, padding):
+    theirs = torch.nn.Conv2d(2, 3, 3, padding=padding, padding_mode=mode)
+    ours = nn.Conv2d(2, 3, 3, padding=padding, padding_mode=mode)
+    ours.load_state_dict(theirs.state_dict())
+    check_op(lambda x: ours(x), lambda x: theirs(x), [_rand((1, 2, 5, 6), 26)])
+
+
+def test_layer_gradients_reach_parameters():
+    theirs = torch.nn.Conv2d(3, 4, 3, stride=2, padding=1)
+    ours = nn.Conv2d(3, 4, 3, stride=2, padding=1)
+    ours.load_state_dict(theirs.state_dict())
+    x = _rand((2, 3, 7, 7), 27)
+    (ours(lt.tensor(x)) ** 2).sum().backward()
+    (theirs(torch.tensor(x)) ** 2).sum().backward()
+    _close(ours.weight.grad, theirs.weight.grad, "weight grad")
+    _close(ours.bias.grad, theirs.bias.grad, "bias grad")
+
+
+def test_conv_transpose_output_size():
+    theirs = torch.nn.ConvTranspose2d(2, 3, 3, stride=3, padding=1)
+    ours = nn.ConvTranspose2d(2, 3, 3, stride=3, padding=1)
+    ours.load_state_dict(theirs.state_dict())
+    x = _rand((1, 2, 4, 3), 28)
+    for size in [(10, 7), (12, 9), (1, 3, 11, 8)]:
+        got, want = ours(lt.tensor(x), output_size=size), theirs(torch.tensor(x), output_size=size)
+        _close(got, want, f"output_size {size}")
+    with pytest.raises(ValueError, match="valid sizes"):
+        ours(lt.tensor(x), output_size=(13, 7))
+
+
+@pytest.mark.parametrize("name,kwargs", [
+    ("Conv1d", dict(in_channels=3, out_channels=5, kernel_size=4)),
+    ("Conv2d", dict(in_channels=6, out_channels=40, kernel_size=3, groups=2)),
+    ("ConvTranspose2d", dict(in_channels=4, out_channels=30, kernel_size=(2, 3))),
+])
+def test_default_init_is_kaiming_uniform(name, kwargs):
+    layer = getattr(nn, name)(**kwargs)
+    w, b = layer.weight.numpy(), layer.bias.numpy()
+    fan_in = w.shape[1] * math.prod(w.shape[2:])
+    bound = 1 / math.sqrt(fan_in)
+    assert np.abs(w).max() <= bound and np.abs(b).max() <= bound
+    # a real U(-bound, bound) draw: spread over the range, mean ~0, std ~ bound/sqrt(3)
+    assert w.max() > 0.8 * bound and w.min() < -0.8 * bound
+    assert abs(w.mean()) < 0.15 * bound
+    assert abs(w.std() - bound / math.sqrt(3)) < 0.15 * bound
+    assert len(np.unique(w)) == w.size
+    assert layer.weight.requires_grad and layer.bias.requires_grad
+
+
+def test_repr_matches_torch():
+    kwargs = dict(in_channels=4, out_channels=8, kernel_size=3, stride=2, padding=1, groups=2, bias=False)
+    assert repr(nn.Conv2d(**kwargs)) == repr(torch.nn.Conv2d(**kwargs))
+
+
+# ---- errors ----
+
+def _error(fn, exc=RuntimeError, match=None):
+    with pytest.raises(exc, match=match):
+        fn()
+
+
+def test_errors_name_the_problem():
+    x = lt.tensor(_rand((2, 3, 5, 5), 29))
+    w = lt.tensor(_rand((4, 3, 3, 3), 30))
+    w2 = lt.tensor(_rand((4, 2, 3, 3), 31))
+    _error(lambda: F.conv2d(x, w2), match="expected input.*to have 2 channels")
+    _error(lambda: F.conv2d(x.reshape(2, 75), w), match="conv2d: expected 3D .* or 4D")
+    _error(lambda: F.conv2d(x, w, stride=2, padding="same"), ValueError, match="not supported for strided")
+    _error(lambda: F.conv2d(x, w, padding="full"), ValueError, match="invalid padding string")
+    _error(lambda: F.conv2d(x, w, groups=2), match="groups")
+    _error(lambda: F.conv2d(lt.tensor(_rand((1, 3, 2, 2), 32)), w), match="kernel can't be greater")
+    _error(lambda: F.conv2d(x.double(), w), match="input type .*float64.* and weight type .*float32")
+    _error(lambda: F.conv2d(x, w, lt.tensor(_rand((3,), 33))), match="bias of shape")
+    layer = nn.Conv2d(3, 4, 3)
+    _error(lambda: layer(lt.tensor(_rand((2, 5, 6, 6), 34))), match="expected input with 3 channels")
+    _error(lambda: layer(lt.tensor(_rand((6, 6), 35))), match="expected 3D .* or 4D")
+    _error(lambda: nn.Conv2d(3, 4, 3, groups=2), ValueError, match="divisible by groups")
+    _error(lambda: nn.Conv2d(3, 4, 3, padding_mode="mirror"), ValueError, match="padding_mode")
+    _error(lambda: nn.ConvTranspose2d(3, 4, 3, padding_mode="reflect"), ValueError, match="zeros")
+    _error(lambda: F.conv_transpose2d(x, lt.tensor(_rand((3, 2, 3, 3), 36)), stride=2, output_padding=2),
+           match="output padding must be smaller")
