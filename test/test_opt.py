@@ -120,3 +120,21 @@ def test_gated_window_reduce_survives_the_c_compiler():
     padded = np.pad(np.moveaxis(x, 1, -1), ((0, 0), (0, 0), (1, 1)))
     want = padded[..., :-2] + padded[..., 1:-1] + padded[..., 2:]
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("m,k,n", [(64, 256, 32), (24, 300, 48), (128, 512, 16)])
+def test_blocked_long_reductions_match(m, k, n):
+    """Shapes where block_row_loop splits the row loop (reduce length >= BLOCK_MIN_REDUCE)."""
+    rng = np.random.default_rng(k)
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    fast, slow = _both(lambda x, y: x @ y, a, b)
+    np.testing.assert_allclose(fast, slow, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(fast, a @ b, rtol=1e-4, atol=1e-3)
+
+
+def test_long_matmul_is_blocked():
+    a, b = lt.randn(128, 512).realize(), lt.randn(512, 64).realize()
+    (item,) = (a @ b).schedule()
+    notes = optimize(lower_kernel(item.ast)).notes
+    assert any(note.startswith("block ") for note in notes), notes
