@@ -18,6 +18,7 @@ NARROW_HELPER = """static inline float lt_narrow_f32(double x) {
 
 class CRenderer(CStyleRenderer):
     device = "CPU"
+    outline_parallel_body = True
 
     def narrow_to_float32(self, expr: str) -> str:
         self.extra_helpers["lt_narrow_f32"] = NARROW_HELPER

@@ -70,6 +70,7 @@ class CStyleRenderer:
     kernel_prefix = ""
     global_qualifier = ""
     helper_prefix = "static inline"
+    outline_parallel_body = False   # C: the body of a parallel loop becomes its own function (see outline_body)
 
     # ---- dialect hooks ----
     def type_name(self, dt: DType) -> str:
@@ -90,6 +91,10 @@ class CStyleRenderer:
     def loop_pragma(self, nest: LoopNest, depth: int) -> str | None:
         return None
 
+    def gated_load(self, slot: int, index: str, gate: str, dt: DType) -> str:
+        """buffer[index] where gate holds, else 0 (the index may be out of range where it does not)."""
+        return f"({gate} ? {self.from_storage(f'b{slot}[{index}]', dt)} : {self.literal(0, dt)})"
+
     def narrow_to_float32(self, expr: str) -> str:
         """double → float (rounding to float32 must survive, even when the value is widened again)."""
         return f"((float){expr})"
@@ -103,15 +108,21 @@ class CStyleRenderer:
         self.helpers_used: set[str] = set()
         self.extra_helpers: dict[str, str] = {}
         name = name or kernel.name
-        body: list[str] = []
-        for nest in kernel.nests:
-            body += self.render_nest(kernel, nest)
         params = []
         for slot, buf in enumerate(kernel.buffers):
             const = "" if buf.is_output else "const "
             params.append(f"{self.global_qualifier}{const}{self.storage_type(buf.dtype)}* "
                           f"{self.restrict} b{slot}".replace("  ", " "))
         params.append(f"{self.global_qualifier}long long* {self.restrict} err".replace("  ", " "))
+        self.kernel_name = name
+        self.param_decls = ", ".join(params)
+        self.param_names = ", ".join([f"b{slot}" for slot in range(len(kernel.buffers))] + ["err"])
+        body: list[str] = []
+        for index, nest in enumerate(kernel.nests):
+            lines = self.render_nest(kernel, nest)
+            if self.outline_parallel_body and nest.loops and nest.loops[0].parallel:
+                lines = self.outline_body(lines, nest, index)
+            body += lines
         helpers = [C_HELPERS[h] for h in sorted(self.helpers_used)] + list(self.extra_helpers.values())
         head = self.preamble() + helpers
         signature = f"{self.kernel_prefix}void {name}({', '.join(params)})"
@@ -149,6 +160,18 @@ class CStyleRenderer:
         for depth in range(len(nest.loops)):
             lines.append("  " * (len(nest.loops) - depth) + "}")
         return lines
+
+    def outline_body(self, lines: list[str], nest: LoopNest, index: int) -> list[str]:
+        """Move what a parallel loop runs per iteration into a static function with restrict
+        parameters: OpenMP's outlining otherwise loses `restrict`, and GCC then will not vectorize
+        the inner loops. lines = [pragma, for-line, body..., closing brace]."""
+        var = nest.loops[0].var.arg[0]
+        pragma, loop_line, body, closing = lines[0], lines[1], lines[2:-1], lines[-1]
+        fname = f"{self.kernel_name}_body{index}"
+        function = [f"static void {fname}(long long {var}, {self.param_decls}) {{"]
+        function += [line[2:] for line in body] + ["}"]
+        self.extra_helpers[fname] = "\n".join(function)
+        return [pragma, loop_line, f"    {fname}({var}, {self.param_names});", closing]
 
     def _reduce_groups(self, nodes: list[Node]) -> dict[Node, tuple[Node, ...]]:
         """REDUCE_LOOPs over the same ranges (the lanes of an upcast tile) are rendered as one loop
@@ -368,10 +391,9 @@ class CStyleRenderer:
         if op is Op.RANGE:
             return n.arg[0]
         if op is Op.LOAD:
-            load = self.from_storage(f"b{n.arg}[{s[0]}]", dt)
             if len(s) == 2:
-                return f"({s[1]} ? {load} : {self.literal(0, dt)})"
-            return load
+                return self.gated_load(n.arg, s[0], s[1], dt)
+            return self.from_storage(f"b{n.arg}[{s[0]}]", dt)
         if op is Op.CHECK_INDEX:
             self.helpers_used.add("check")
             return f"lt_check({s[0]}, {n.arg[0]}ll, err)"
