@@ -24,6 +24,11 @@ DEBUG = _int_env("DEBUG", 0)
 4: generated source. 5: rewrite-rule trace."""
 
 VIZ = _int_env("VIZ", 0)
+"""1: every realize with a schedule not seen before writes an HTML page of its kernel graph (viz.py)."""
+
+VIZ_DIR = Path(os.environ.get("VIZ_DIR", "lazytensor-viz"))
+"""Where VIZ=1 and lt.viz.show() (without a path) write their pages."""
+
 NOOPT = _int_env("NOOPT", 0)
 """1: skip loop optimizations (tests compare optimized against unoptimized code)."""
 
