@@ -7,6 +7,7 @@ device is first asked for, so a missing optional dependency only matters to its 
 from __future__ import annotations
 
 import importlib
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -57,10 +58,26 @@ class Buffer:
         self.allocate()
         return get_runtime(self.device).copyout(self.handle, self.nbytes)
 
+    def __del__(self) -> None:
+        # hand the memory back to its runtime, which may keep it for the next allocation of this size
+        handle, self.handle = self.handle, None
+        if handle is None or sys.is_finalizing():
+            return
+        runtime = _runtimes.get(self.device)
+        free = getattr(runtime, "free", None)
+        if free is not None:
+            free(handle, self.nbytes)
+
 
 _RUNTIME_MODULES = {"CPU": "lazytensor.runtime.cpu", "CL": "lazytensor.runtime.opencl",
                     "CUDA": "lazytensor.runtime.cuda"}
 _runtimes: dict[str, Runtime] = {}
+_INSTALL_HINTS = {
+    "CL": "pip install 'lazytensor[cl]' (pyopencl, plus pocl-binary-distribution for an OpenCL platform "
+          "that runs on the CPU)",
+    "CUDA": "pip install 'lazytensor[cuda]' (pycuda; it also needs an NVIDIA GPU, its driver and the CUDA "
+            "toolkit's nvcc)",
+}
 
 
 def canonical_device(name: str) -> str:
@@ -81,8 +98,9 @@ def get_runtime(device: str) -> Runtime:
         try:
             module = importlib.import_module(_RUNTIME_MODULES[device])
         except ModuleNotFoundError as e:
-            raise DeviceUnavailable(f"device {device} needs a module that is not installed ({e.name})"
-                                    f"; install it with: pip install 'lazytensor[{device.lower()}]'") from e
+            hint = _INSTALL_HINTS.get(device, f"pip install 'lazytensor[{device.lower()}]'")
+            raise DeviceUnavailable(f"device {device} needs the Python module {e.name}, which is not "
+                                    f"installed; install it with: {hint}") from e
         rt = module.create_runtime()
         _runtimes[device] = rt
     return rt

@@ -70,6 +70,7 @@ class CStyleRenderer:
     kernel_prefix = ""
     global_qualifier = ""
     helper_prefix = "static inline"
+    index_type = "long long"        # loop variables and index arithmetic
     outline_parallel_body = False   # C: the body of a parallel loop becomes its own function (see outline_body)
 
     # ---- dialect hooks ----
@@ -95,6 +96,10 @@ class CStyleRenderer:
         """buffer[index] where gate holds, else 0 (the index may be out of range where it does not)."""
         return f"({gate} ? {self.from_storage(f'b{slot}[{index}]', dt)} : {self.literal(0, dt)})"
 
+    def select(self, cond: str, a: str, b: str, dt: DType) -> str:
+        """cond ? a : b."""
+        return f"({cond} ? {a} : {b})"
+
     def narrow_to_float32(self, expr: str) -> str:
         """double → float (rounding to float32 must survive, even when the value is widened again)."""
         return f"((float){expr})"
@@ -102,18 +107,36 @@ class CStyleRenderer:
     def preamble(self) -> list[str]:
         return ["#include <math.h>", "#include <string.h>"]
 
+    def helper_source(self, name: str) -> str:
+        """The source of a named helper (16-bit float conversions, index checks)."""
+        return C_HELPERS[name]
+
+    def bit_copy(self, dst: str, src: str, dst_type: str) -> str:
+        """A statement copying the bits of variable src into variable dst (same size, dst_type)."""
+        return f"memcpy(&{dst}, &{src}, sizeof({dst}));"
+
+    def kernel_params(self, kernel: LoopKernel) -> list[str]:
+        """The kernel's parameter declarations: buffers b0.. (b0 is written) and the error slot."""
+        params = []
+        for slot, buf in enumerate(kernel.buffers):
+            const = "" if buf.is_output else "const "
+            params.append(f"{self.global_qualifier}{const}{self.storage_type(buf.dtype)}* "
+                          f"{self.restrict} b{slot}".replace("  ", " "))
+        err_type = self.type_name(dtypes.int64)
+        params.append(f"{self.global_qualifier}{err_type}* {self.restrict} err".replace("  ", " "))
+        return params
+
+    def launch_options(self, kernel: LoopKernel) -> dict:
+        """What the device runtime needs besides the source to launch this kernel (the CPU: nothing)."""
+        return {}
+
     # ---- rendering ----
     def render(self, kernel: LoopKernel, name: str | None = None) -> str:
         """The full source of one kernel function (plus the helpers it uses)."""
         self.helpers_used: set[str] = set()
         self.extra_helpers: dict[str, str] = {}
         name = name or kernel.name
-        params = []
-        for slot, buf in enumerate(kernel.buffers):
-            const = "" if buf.is_output else "const "
-            params.append(f"{self.global_qualifier}{const}{self.storage_type(buf.dtype)}* "
-                          f"{self.restrict} b{slot}".replace("  ", " "))
-        params.append(f"{self.global_qualifier}long long* {self.restrict} err".replace("  ", " "))
+        params = self.kernel_params(kernel)
         self.kernel_name = name
         self.param_decls = ", ".join(params)
         self.param_names = ", ".join([f"b{slot}" for slot in range(len(kernel.buffers))] + ["err"])
@@ -123,12 +146,31 @@ class CStyleRenderer:
             if self.outline_parallel_body and nest.loops and nest.loops[0].parallel:
                 lines = self.outline_body(lines, nest, index)
             body += lines
-        helpers = [C_HELPERS[h] for h in sorted(self.helpers_used)] + list(self.extra_helpers.values())
+        helpers = [self.helper_source(h) for h in sorted(self.helpers_used)] + list(self.extra_helpers.values())
         head = self.preamble() + helpers
         signature = f"{self.kernel_prefix}void {name}({', '.join(params)})"
         return "\n".join(head + [signature + " {"] + body + ["}", ""])
 
     def render_nest(self, kernel: LoopKernel, nest: LoopNest) -> list[str]:
+        self.prepare_nest(nest)
+        lines: list[str] = []
+        indent = "  "
+        for depth, loop in enumerate(nest.loops):
+            pragma = self.loop_pragma(nest, depth)
+            if pragma:
+                lines.append(indent + pragma)
+            v = loop.var.arg[0]
+            lines.append(f"{indent}for ({self.index_type} {v} = 0; {v} < {loop.size}; {v}++) {{")
+            indent += "  "
+        lines += self.emit_scope(None, indent)
+        for st in nest.stores:
+            lines.append(indent + self.render_store(kernel, st))
+        for depth in range(len(nest.loops)):
+            lines.append("  " * (len(nest.loops) - depth) + "}")
+        return lines
+
+    def prepare_nest(self, nest: LoopNest) -> None:
+        """Order the nest's scalar nodes and find each one's scope, use count and name table."""
         roots: list[Node] = []
         for st in nest.stores:
             roots += [st.index, st.value]
@@ -145,21 +187,6 @@ class CStyleRenderer:
         self.names: dict[Node, str] = {}
         self.nodes = nodes
         self.counter = 0
-        lines: list[str] = []
-        indent = "  "
-        for depth, loop in enumerate(nest.loops):
-            pragma = self.loop_pragma(nest, depth)
-            if pragma:
-                lines.append(indent + pragma)
-            v = loop.var.arg[0]
-            lines.append(f"{indent}for (long long {v} = 0; {v} < {loop.size}; {v}++) {{")
-            indent += "  "
-        lines += self.emit_scope(None, indent)
-        for st in nest.stores:
-            lines.append(indent + self.render_store(kernel, st))
-        for depth in range(len(nest.loops)):
-            lines.append("  " * (len(nest.loops) - depth) + "}")
-        return lines
 
     def outline_body(self, lines: list[str], nest: LoopNest, index: int) -> list[str]:
         """Move what a parallel loop runs per iteration into a static function with restrict
@@ -276,7 +303,7 @@ class CStyleRenderer:
         inner = indent
         for r in ranges:
             v = r.arg[0]
-            lines.append(f"{inner}for (long long {v} = 0; {v} < {r.arg[1]}; {v}++) {{")
+            lines.append(f"{inner}for ({self.index_type} {v} = 0; {v} < {r.arg[1]}; {v}++) {{")
             inner += "  "
         lines += self.emit_scope(group[0], inner)
         for n in group:
@@ -332,7 +359,7 @@ class CStyleRenderer:
         t = self.type_name(dt)
         fname = f"lt_max_{dt.name}"
         if dt.is_float:
-            body = f"return (a > b || a != a) ? a : b;"
+            body = "return ((a > b) | (a != a)) ? a : b;"   # | not ||: no branch, so loops vectorize
         else:
             body = "return a > b ? a : b;"
         self.extra_helpers[fname] = f"{self.helper_prefix} {t} {fname}({t} a, {t} b) {{ {body} }}"
@@ -346,7 +373,7 @@ class CStyleRenderer:
         from_bits = self.from_storage("y", dst)
         self.extra_helpers[fname] = (
             f"{self.helper_prefix} {td} {fname}({ts} a) {{ {stored_s} x = {to_bits}; {stored_d} y; "
-            f"memcpy(&y, &x, sizeof(y)); return {from_bits}; }}")
+            f"{self.bit_copy('y', 'x', stored_d)} return {from_bits}; }}")
         return fname
 
     def to_storage(self, expr: str, dt: DType) -> str:
@@ -396,7 +423,7 @@ class CStyleRenderer:
             return self.from_storage(f"b{n.arg}[{s[0]}]", dt)
         if op is Op.CHECK_INDEX:
             self.helpers_used.add("check")
-            return f"lt_check({s[0]}, {n.arg[0]}ll, err)"
+            return f"lt_check({s[0]}, {self.literal(n.arg[0], dtypes.int64)}, err)"
         if op is Op.CAST:
             if dt.is_bool:
                 return f"({s[0]} != 0)"
@@ -412,7 +439,7 @@ class CStyleRenderer:
         if op is Op.RECIPROCAL:
             return f"({self.literal(1, dt)} / {s[0]})"
         if op is Op.WHERE:
-            return f"({s[0]} ? {s[1]} : {s[2]})"
+            return self.select(s[0], s[1], s[2], dt)
         if op is Op.MAX:
             return f"{self.max_fn(dt)}({s[0]}, {s[1]})"
         if op is Op.ADD and dt.is_bool:
@@ -439,10 +466,10 @@ class CStyleRenderer:
         if dt.kind == "u":
             guard = ""
         else:
-            neg = "(" + t + ")(0 - (unsigned long long)a)" if op is Op.IDIV else "0"
+            neg = f"({t})(0 - ({self.type_name(dtypes.uint64)})a)" if op is Op.IDIV else "0"
             guard = f"if (b == -1) return {neg}; "
         expr = "a / b" if op is Op.IDIV else "a % b"
         self.extra_helpers[fname] = (f"{self.helper_prefix} {t} {fname}({t} a, {t} b, "
-                                     f"{self.global_qualifier}long long* err) {{ "
+                                     f"{self.global_qualifier}{self.type_name(dtypes.int64)}* err) {{ "
                                      f"if (b == 0) {{ err[0] = 2; return 0; }} {guard}return {expr}; }}")
         return f"{fname}({a}, {b}, err)"
