@@ -262,6 +262,8 @@ def leaf_nodes_under(node: Node) -> list[Node]:
 
 def needs_grad(node: Node) -> bool:
     """True if a gradient can flow from node to some registered leaf (memoized; stops at DETACH)."""
+    if not LEAVES:
+        return False
     found = _needs_grad_cache.get(node)
     if found is not None:
         return found

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
-from lazytensor import dtypes
+from lazytensor import capture, dtypes
 from lazytensor import graph as g
 from lazytensor.dtypes import DType
 from lazytensor.tensor import Device, Tensor
@@ -157,6 +157,7 @@ def _mix(x: Tensor) -> Tensor:
 def random_bits(n: int, device: str) -> Tensor:
     """n uint32 random words from the counter-based generator (advances the counter by n)."""
     u32 = dtypes.uint32
+    capture.note_random_draw()
     start = _generator.counter
     _generator.counter += n
     key = _generator.seed

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lazytensor import config
+from lazytensor import capture, config
 from lazytensor.graph import Node
 from lazytensor.ops import Op
 from lazytensor.schedule import REALIZED, create_schedule
@@ -20,6 +20,7 @@ from lazytensor.runtime.device import Buffer, get_runtime
 from lazytensor.codegen.kernel import LoopKernel
 from lazytensor.codegen.lower import lower_kernel, validate_indices
 from lazytensor.codegen.opt import optimize
+from lazytensor.codegen.gpu import optimize_gpu
 
 
 @dataclass
@@ -47,6 +48,8 @@ class LaunchRecord:
 _compiled: dict[tuple[str, Node], CompiledKernel] = {}
 launch_log: list[LaunchRecord] = []
 _listeners: list = []    # callables receiving each LaunchRecord (profilers)
+_realize_observers: list = []   # callables (roots, plan, device) run before a plan; may return a callable
+                                # run after it (VIZ: lazytensor/viz_capture.py)
 
 
 class KernelCounter:
@@ -93,13 +96,15 @@ def compile_kernel(ast: Node, device: str) -> CompiledKernel:
     loop_kernel = lower_kernel(ast)
     if config.VALIDATE:
         validate_indices(loop_kernel)
-    loop_kernel = optimize(loop_kernel)
+    loop_kernel = optimize(loop_kernel) if device == "CPU" else optimize_gpu(loop_kernel)
     if config.VALIDATE:
         validate_indices(loop_kernel)   # optimization passes rewrite indices too
-    source = renderer_for(device).render(loop_kernel)
+    renderer = renderer_for(device)
+    source = renderer.render(loop_kernel)
     if config.DEBUG >= 4:
         print(f"--- source of {loop_kernel.name} ---\n{source}")
-    program, cached = get_runtime(device).compile(source, loop_kernel.name, len(loop_kernel.buffers) + 1)
+    program, cached = get_runtime(device).compile(source, loop_kernel.name, len(loop_kernel.buffers) + 1,
+                                                  **renderer.launch_options(loop_kernel))
     ck = CompiledKernel(loop_kernel.name, source, loop_kernel, program, cached,
                         time.perf_counter() - start)
     _compiled[key] = ck
@@ -119,34 +124,54 @@ def run_plan(plan: Plan, inputs: list[Buffer]) -> list[Buffer]:
         return inputs[k] if kind == "input" else made[k]
 
     start_all = time.perf_counter()
-    for step in plan.steps:
+    released = plan.released_after
+    for k, step in enumerate(plan.steps):
+        for j in released[k - 1] if k else ():
+            made[j] = None   # type: ignore[call-overload]  (its last reader has run: free for reuse)
         out = Buffer(step.device, step.numel * step.dtype.itemsize).allocate()
         made.append(out)
+        operands = [operand(r) for r in step.inputs]
+        if capture.ACTIVE is not None:
+            capture.ACTIVE.record_step(step, out, operands)
         if step.kind == "copy":
-            out.copyin(operand(step.inputs[0]).copyout())
+            out.copyin(operands[0].copyout())
             continue
         if step.numel == 0:   # nothing to compute (and index math over a size-0 dim is undefined)
             continue
         ck = compile_kernel(step.ast, step.device)
-        err = np.zeros(4, dtype=np.int64)
-        handles = [out.handle] + [operand(r).allocate().handle for r in step.inputs] + [err]
-        seconds = ck.program(*handles)
-        ck.launches += 1
-        if err[0] != 0:
-            _raise_kernel_error(err, step, ck)
-        if _listeners or config.DEBUG >= 2:
-            moved = sum(operand(r).nbytes for r in step.inputs) + out.nbytes
-            record = LaunchRecord(ck.name, seconds or 0.0, step.numel, moved, step.reason)
-            for listener in _listeners:
-                listener(record, ck, step)
-            if config.DEBUG >= 2:
-                gbs = record.bytes_moved / max(record.seconds, 1e-9) / 1e9
-                print(f"  {ck.name:<28} {record.seconds * 1e6:9.1f} us  {gbs:7.2f} GB/s  "
-                      f"{'cached' if ck.was_cached else 'compiled'}  ({step.reason})")
+        launch_kernel(ck, step, out, operands)
     if config.DEBUG >= 1 and plan.steps:
         n_kernels = sum(1 for st in plan.steps if st.kind == "kernel")
         print(f"realize: {n_kernels} kernel(s), {(time.perf_counter() - start_all) * 1e3:.2f} ms")
     return [operand(r) for r in plan.roots]
+
+
+def launch_kernel(ck: CompiledKernel, step: PlannedStep, out: Buffer, operands: list[Buffer]) -> float:
+    """Run one compiled kernel writing `out` from `operands`; raises the kernel's own error (index out
+    of range, integer division by zero). Returns the kernel's run time in seconds."""
+    err = np.zeros(4, dtype=np.int64)
+    handles = [out.handle] + [b.allocate().handle for b in operands] + [err]
+    seconds = ck.program(*handles)
+    ck.launches += 1
+    if err[0] != 0:
+        _raise_kernel_error(err, step, ck)
+    seconds = seconds or 0.0
+    if _listeners or config.DEBUG >= 2:
+        _report_launch(ck, step, out, operands, seconds)
+    return seconds
+
+
+def _report_launch(ck: CompiledKernel, step: PlannedStep, out: Buffer, operands: list[Buffer],
+                   seconds: float) -> None:
+    """Tell the listeners (profilers, kernel counters) about a launch; DEBUG=2 prints it."""
+    moved = sum(b.nbytes for b in operands) + out.nbytes
+    record = LaunchRecord(ck.name, seconds, step.numel, moved, step.reason)
+    for listener in _listeners:
+        listener(record, ck, step)
+    if config.DEBUG >= 2:
+        gbs = record.bytes_moved / max(record.seconds, 1e-9) / 1e9
+        print(f"  {ck.name:<28} {record.seconds * 1e6:9.1f} us  {gbs:7.2f} GB/s  "
+              f"{'cached' if ck.was_cached else 'compiled'}  ({step.reason})")
 
 
 def _raise_kernel_error(err: np.ndarray, step: PlannedStep, ck: CompiledKernel) -> None:
@@ -167,7 +192,7 @@ def plan_for(roots: list[Node], device: str) -> tuple[Plan, list[Buffer]]:
         items, final = create_schedule(roots, device)
         if config.DEBUG >= 3:
             from lazytensor.explain import explain_schedule
-            print(explain_schedule(items))
+            print(explain_schedule(items, show_ast=True))
         plan = plan_from_schedule(items, [final[r] for r in roots], buffers)
         PLANS.put(key, plan)
     return plan, buffers
@@ -177,12 +202,17 @@ def realize(roots: list[Node], device: str) -> list[Node]:
     """Compute roots; returns, for each, a BUFFER node holding its value."""
     from lazytensor import graph as g
     plan, buffers = plan_for(roots, device)
+    after_run = [observe(roots, plan, device) for observe in _realize_observers]
     results = run_plan(plan, buffers)
+    for done in after_run:
+        if done is not None:
+            done()
     out = []
     for r, buf in zip(roots, results):
         if r.op is Op.BUFFER:
             out.append(r)
             continue
-        REALIZED[r] = buf
+        if r.op is not Op.CONST:   # a constant stays a constant in later graphs (cheaper than a load)
+            REALIZED[r] = buf
         out.append(g.buffer(buf, r.dtype, r.shape))
     return out

@@ -8,6 +8,8 @@ the same key.
 """
 from __future__ import annotations
 
+import functools
+
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +51,22 @@ class PlannedStep:
 class Plan:
     steps: tuple[PlannedStep, ...]
     roots: tuple[Ref, ...]     # where each requested root's value is after the plan runs
+
+    @functools.cached_property
+    def released_after(self) -> tuple[tuple[int, ...], ...]:
+        """For each step, the earlier steps' outputs nothing reads after it (and no root is): run_plan
+        lets go of them there, so their memory is reused by later steps instead of piling up."""
+        last_read: dict[int, int] = {}
+        for k, step in enumerate(self.steps):
+            for kind, j in step.inputs:
+                if kind == "item":
+                    last_read[j] = k
+        kept = {j for kind, j in self.roots if kind == "item"}
+        released: list[list[int]] = [[] for _ in self.steps]
+        for j, k in last_read.items():
+            if j not in kept:
+                released[k].append(j)
+        return tuple(tuple(r) for r in released)
 
 
 def _is_leaf(node: Node) -> bool:

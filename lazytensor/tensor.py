@@ -13,7 +13,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from lazytensor import config, dtypes
+from lazytensor import capture, config, dtypes
 from lazytensor import graph as g
 from lazytensor.dtypes import DType
 from lazytensor.graph import Node
@@ -285,6 +285,12 @@ class Tensor(ElementwiseMixin, ReduceMixin, MovementMixin, IndexingMixin, Linalg
 
     def numpy(self) -> np.ndarray:
         """A NumPy copy of the value (realizes)."""
+        capture.note_host_read(f"{self.dtype.name}{list(self.shape)}")
+        return self._peek()
+
+    def _peek(self) -> np.ndarray:
+        """numpy() for argument checks only: `lt.jit` does not treat the read as a Python decision
+        (a replay skips the check, so the kernels must check the same thing)."""
         raw = self._buffer().copyout()
         if self.dtype is dtypes.bfloat16:
             bits = raw.view(np.uint16).astype(np.uint32) << 16
@@ -396,7 +402,7 @@ class Tensor(ElementwiseMixin, ReduceMixin, MovementMixin, IndexingMixin, Linalg
 
     def contiguous(self) -> "Tensor":
         """A kernel boundary: the value is materialized in its own buffer when realized."""
-        if self.node.op is Op.BUFFER:
+        if self.node.op in (Op.BUFFER, Op.COPY):   # a device copy already lands in a fresh buffer
             return self
         return self._new(g.contiguous(self.node))
 
@@ -588,6 +594,7 @@ def _assign_result(self: Tensor, result: Tensor, op: str) -> Tensor:
     if self._is_leaf_grad and GradMode.enabled:
         raise RuntimeError(f"{op}: a leaf tensor that requires grad is being used in an in-place operation; "
                            "wrap the update in `with lt.no_grad():`")
+    capture.note_update(self)
     old = self.node
     if op.rstrip("_") in _SHAPE_CHANGING:
         self.node = result.node
@@ -646,6 +653,7 @@ def _rebind_inplace(self: Tensor, node: Node, op: str) -> Tensor:
     if self._is_leaf_grad and GradMode.enabled:
         raise RuntimeError(f"{op}: a leaf tensor that requires grad is being used in an in-place operation; "
                            "wrap the update in `with lt.no_grad():`")
+    capture.note_update(self)
     old, self.node = self.node, node
     if self._is_leaf_grad:
         # a leaf is found by its node, so it gets a buffer of its own now (a lazy constant would be shared)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from lazytensor import dtypes
+from lazytensor import capture, dtypes
 from lazytensor import graph as g
 from lazytensor.ops import Op
 
@@ -65,6 +65,7 @@ class IndexingMixin:
             return
         flat = self.reshape(-1)
         out = flat._new(g.scatter(flat.node, v.reshape(-1).node, (target.reshape(-1).node,), None))
+        capture.note_update(self)
         self.node = out.reshape(tuple(self.shape)).node
         self._version += 1
 

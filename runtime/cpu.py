@@ -19,6 +19,8 @@ from lazytensor.runtime.cache import cache_key, cached_artifact
 from lazytensor.runtime.device import DeviceUnavailable
 
 ALIGNMENT = 64
+POOL_MIN_BLOCK = 1 << 16    # freed blocks of at least this many bytes are kept for reuse ...
+POOL_BYTES = 1 << 30        # ... up to this many bytes in all
 # -ffp-contract=off: no fused multiply-add contraction, so a*b+c rounds twice like PyTorch/NumPy
 # (FMA changed results by up to 100% where a*b and c cancel, and made them depend on fusion).
 BASE_FLAGS = ["-O2", "-march=native", "-fPIC", "-shared", "-fwrapv", "-fno-math-errno", "-ffp-contract=off"]
@@ -51,6 +53,16 @@ def _openmp_works(cc: str) -> bool:
         return r.returncode == 0
 
 
+class CPUMemory:
+    """A block of host memory: the NumPy array owning it and its address (read once: asking NumPy for
+    an address costs microseconds, and small kernels are launched in microseconds)."""
+    __slots__ = ("array", "address")
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array = array
+        self.address = array.ctypes.data
+
+
 class CPUProgram:
     """A loaded kernel function; call it with Buffers (slot order) and the error buffer."""
 
@@ -59,8 +71,8 @@ class CPUProgram:
         fn.argtypes = [ctypes.c_void_p] * n_args
         fn.restype = None
 
-    def __call__(self, *handles: np.ndarray, **_: object) -> float:
-        args = [h.ctypes.data for h in handles]
+    def __call__(self, *handles: "CPUMemory | np.ndarray", **_: object) -> float:
+        args = [h.address if h.__class__ is CPUMemory else h.ctypes.data for h in handles]
         start = time.perf_counter()
         self.fn(*args)
         return time.perf_counter() - start
@@ -75,6 +87,9 @@ class CPURuntime:
         self._flags: list[str] | None = None
         self.programs: dict[tuple[str, str], CPUProgram] = {}
         self.compiles = 0   # compiler invocations in this process (tests check the disk cache)
+        self.free_blocks: dict[int, list[CPUMemory]] = {}   # nbytes -> blocks freed and kept for reuse
+        self.kept_bytes = 0
+        self.pool_min_block, self.pool_bytes = POOL_MIN_BLOCK, POOL_BYTES
 
     @property
     def flags(self) -> list[str]:
@@ -89,16 +104,29 @@ class CPURuntime:
             self._flags = BASE_FLAGS + (["-fopenmp"] if has_omp else [])
         return self._flags
 
-    def alloc(self, nbytes: int) -> np.ndarray:
+    def alloc(self, nbytes: int) -> CPUMemory:
+        """nbytes of 64-byte-aligned memory: a freed block of the same size if one is kept, else new."""
+        kept = self.free_blocks.get(nbytes)
+        if kept:
+            self.kept_bytes -= nbytes
+            return kept.pop()
         raw = np.empty(nbytes + ALIGNMENT, dtype=np.uint8)
         offset = (-raw.ctypes.data) % ALIGNMENT
-        return raw[offset:offset + nbytes]
+        return CPUMemory(raw[offset:offset + nbytes])
 
-    def copyin(self, handle: np.ndarray, data: memoryview) -> None:
-        handle[:] = np.frombuffer(data, dtype=np.uint8)
+    def free(self, handle: CPUMemory, nbytes: int) -> None:
+        """Keep a block nobody uses any more for the next allocation of its size (big blocks only:
+        their first touch costs page faults; small ones are cheap to make). At most POOL_BYTES kept."""
+        if nbytes < self.pool_min_block or self.kept_bytes + nbytes > self.pool_bytes:
+            return
+        self.free_blocks.setdefault(nbytes, []).append(handle)
+        self.kept_bytes += nbytes
 
-    def copyout(self, handle: np.ndarray, nbytes: int) -> np.ndarray:
-        return handle[:nbytes].copy()
+    def copyin(self, handle: CPUMemory, data: memoryview) -> None:
+        handle.array[:] = np.frombuffer(data, dtype=np.uint8)
+
+    def copyout(self, handle: CPUMemory, nbytes: int) -> np.ndarray:
+        return handle.array[:nbytes].copy()
 
     def synchronize(self) -> None:
         pass

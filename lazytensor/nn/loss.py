@@ -166,7 +166,7 @@ def _check_target_range(target: Tensor, n_classes: int, ignore_index: int, op: s
     the buffer is read as is). A computed target is checked inside the gather kernel instead."""
     if target.node.op is not Op.BUFFER or target.numel() == 0:
         return
-    values = target.numpy().reshape(-1)
+    values = target._peek().reshape(-1)
     bad = values[(values != ignore_index) & ((values < 0) | (values >= n_classes))]
     if bad.size:
         raise IndexError(

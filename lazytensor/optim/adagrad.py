@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from lazytensor.creation import full_like
+from lazytensor import capture
 from lazytensor.optim.optimizer import Optimizer, check_hyperparameter
 
 
@@ -64,6 +65,8 @@ class Adagrad(Optimizer):
                 state["step"] = 0.0
                 state["sum"] = full_like(p, group["initial_accumulator_value"])
             state["step"] += 1
+            if group["lr_decay"] != 0:
+                capture.note_frozen("Adagrad's step count (lr_decay)")
             if wd != 0:
                 grad = grad + p * self._scalar(wd, p)
             clr = lr / (1 + (state["step"] - 1) * group["lr_decay"])

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from lazytensor.creation import zeros_like
+from lazytensor import dtypes
+from lazytensor.creation import full, zeros, zeros_like
+from lazytensor.functions import stack
+from lazytensor.tensor import Tensor
 from lazytensor.optim.optimizer import Optimizer, check_hyperparameter
 
 
@@ -52,19 +55,35 @@ class Adam(Optimizer):
     def _update_group(self, group: dict[str, Any]) -> None:
         beta1, beta2 = group["betas"]
         lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
+        # The step count lives on the device (float64: exact counts, accurate bias corrections), so a
+        # step replayed by lt.jit advances it too. Parameters initialized together share one count,
+        # and each count's two bias-corrected factors are computed once, in one small kernel.
+        new_count: Tensor | None = None
+        factors: dict[int, Tensor] = {}    # id(step count) -> [lr / (1 - beta1^t), sqrt(1 - beta2^t)]
         for p in group["params"]:
             if p.grad is None:
                 continue
             grad = self._grad_of(p, group["maximize"], type(self).__name__)
             state = self.state[p]
             if not state:
-                state["step"] = 0.0
+                if new_count is None:
+                    new_count = zeros((), dtype=dtypes.float64, device=p.device)
+                state["step"] = new_count
                 state["exp_avg"] = zeros_like(p)
                 state["exp_avg_sq"] = zeros_like(p)
                 if group["amsgrad"]:
                     state["max_exp_avg_sq"] = zeros_like(p)
-            state["step"] += 1
-            step = state["step"]
+            if not isinstance(state["step"], Tensor):   # loaded from a state_dict as a number
+                state["step"] = full((), float(state["step"]), dtype=dtypes.float64, device=p.device)
+            count = state["step"]
+            if id(count) not in factors:
+                step = count + 1
+                self._assign(count, step)
+                factors[id(count)] = stack([
+                    self._scalar(lr, step) / (1 - self._scalar(beta1, step) ** step),
+                    (1 - self._scalar(beta2, step) ** step).sqrt(),
+                ]).contiguous()
+            step_size, bias_correction2_sqrt = (f.cast(p.dtype) for f in factors[id(count)].unbind(0))
             if wd != 0:
                 if group["decoupled_weight_decay"]:
                     self._assign(p, p * self._scalar(1 - lr * wd, p))
@@ -75,14 +94,12 @@ class Adam(Optimizer):
             self._assign(
                 exp_avg_sq, exp_avg_sq * self._scalar(beta2, p) + grad * grad * self._scalar(1 - beta2, p)
             )
-            bias_correction1 = 1 - beta1**step
-            bias_correction2_sqrt = (1 - beta2**step) ** 0.5
             second = exp_avg_sq
             if group["amsgrad"]:
                 self._assign(state["max_exp_avg_sq"], state["max_exp_avg_sq"].maximum(exp_avg_sq))
                 second = state["max_exp_avg_sq"]
-            denom = second.sqrt() / self._scalar(bias_correction2_sqrt, p) + self._scalar(eps, p)
-            self._assign(p, p - exp_avg / denom * self._scalar(lr / bias_correction1, p))
+            denom = second.sqrt() / bias_correction2_sqrt + self._scalar(eps, p)
+            self._assign(p, p - exp_avg / denom * step_size)
 
 
 class AdamW(Adam):

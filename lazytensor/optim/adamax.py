@@ -6,6 +6,7 @@ from typing import Any, Iterable
 
 from lazytensor.creation import zeros_like
 from lazytensor.optim.adam import _check_adam_args
+from lazytensor import capture
 from lazytensor.optim.optimizer import Optimizer
 
 
@@ -55,6 +56,7 @@ class Adamax(Optimizer):
                 state["exp_avg"] = zeros_like(p)
                 state["exp_inf"] = zeros_like(p)
             state["step"] += 1
+            capture.note_frozen("Adamax's step count")
             if wd != 0:
                 grad = grad + p * self._scalar(wd, p)
             exp_avg, exp_inf = state["exp_avg"], state["exp_inf"]

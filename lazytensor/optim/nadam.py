@@ -8,6 +8,7 @@ import numpy as np
 
 from lazytensor.creation import zeros_like
 from lazytensor.optim.adam import _check_adam_args
+from lazytensor import capture
 from lazytensor.optim.optimizer import Optimizer, check_hyperparameter
 
 
@@ -65,6 +66,7 @@ class NAdam(Optimizer):
                 state["exp_avg"] = zeros_like(p)
                 state["exp_avg_sq"] = zeros_like(p)
             state["step"] += 1
+            capture.note_frozen("NAdam's step count")
             step = state["step"]
             bias_correction2 = 1 - beta2**step
             if wd != 0:

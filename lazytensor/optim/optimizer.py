@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from lazytensor import dtypes
+from lazytensor import capture, dtypes
 from lazytensor.autograd import GradMode, register_leaf, take_marked_for_step, unregister_leaf
 from lazytensor.tensor import Tensor
 
@@ -140,7 +140,13 @@ class Optimizer:
             GradMode.enabled = previous
         extra = [loss] if isinstance(loss, Tensor) else []
         self._realize_step(extra)
+        capture.add_guard(self._hyperparameters)   # lt.jit captures again when a learning rate changes
         return loss
+
+    def _hyperparameters(self) -> tuple:
+        """Every group's settings except its parameters (what a captured step baked in)."""
+        return tuple(tuple(sorted((k, repr(v)) for k, v in group.items() if k != "params"))
+                     for group in self.param_groups)
 
     def _update_group(self, group: dict[str, Any]) -> None:
         """Build the lazy update of every parameter of one group (subclasses)."""
@@ -177,6 +183,7 @@ class Optimizer:
     def _assign(target: Tensor, value: Tensor) -> None:
         """Point `target` (a parameter or state tensor) at a new lazy value (a grad leaf stays registered)."""
         node = value.cast(target.dtype).node if value.dtype != target.dtype else value.node
+        capture.note_update(target)
         if target._is_leaf_grad:
             unregister_leaf(target.node)
             target.node = node

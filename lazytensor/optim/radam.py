@@ -6,6 +6,7 @@ from typing import Any, Iterable
 
 from lazytensor.creation import zeros_like
 from lazytensor.optim.adam import _check_adam_args
+from lazytensor import capture
 from lazytensor.optim.optimizer import Optimizer
 
 
@@ -57,6 +58,7 @@ class RAdam(Optimizer):
                 state["exp_avg"] = zeros_like(p)
                 state["exp_avg_sq"] = zeros_like(p)
             state["step"] += 1
+            capture.note_frozen("RAdam's step count")
             step = state["step"]
             if wd != 0:
                 if group["decoupled_weight_decay"]:

@@ -1,0 +1,177 @@
+"""lt.jit: capture on the second call, replay afterwards — same results as running the function,
+state updated in place, signature changes re-captured, and what cannot be replayed refused."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import lazytensor as lt
+import lazytensor.nn as nn
+import lazytensor.nn.functional as F
+
+
+def _arr(*shape: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+def test_replay_gives_the_function_result_for_new_inputs():
+    @lt.jit
+    def f(a, b):
+        return (a * b + a).relu().sum(1)
+
+    for i in range(5):
+        a, b = _arr(3, 4, seed=i), _arr(3, 4, seed=10 + i)
+        got = f(lt.tensor(a), lt.tensor(b)).numpy()
+        np.testing.assert_allclose(got, np.maximum(a * b + a, 0).sum(1), rtol=1e-6, atol=1e-6)
+    assert len(f.replays) == 1
+
+
+def test_replay_launches_kernels_without_scheduling():
+    @lt.jit
+    def f(a):
+        return (a.exp() + 1).sum()
+
+    x = lt.tensor(_arr(8, 8))
+    f(x), f(x)
+    with lt.count_kernels() as k:
+        out = f(lt.tensor(_arr(8, 8, seed=3)))
+    assert k.kernels >= 1
+    np.testing.assert_allclose(out.item(), (np.exp(_arr(8, 8, seed=3)) + 1).sum(), rtol=1e-5)
+
+
+def test_outputs_of_earlier_calls_are_not_overwritten():
+    @lt.jit
+    def f(a):
+        return a * 2, (a + 1).sum()
+
+    outs = [f(lt.tensor(np.full(4, float(i), np.float32))) for i in range(4)]
+    for i, (double, total) in enumerate(outs):
+        np.testing.assert_array_equal(double.numpy(), np.full(4, 2.0 * i, np.float32))
+        assert total.item() == 4 * (i + 1)
+
+
+def test_nested_structures_and_non_tensor_arguments():
+    @lt.jit
+    def f(inputs, scale):
+        return {"y": inputs[0] * scale + inputs[1], "n": 7}
+
+    for i in range(4):
+        a, b = _arr(5, seed=i), _arr(5, seed=i + 1)
+        out = f((lt.tensor(a), lt.tensor(b)), 3.0)
+        np.testing.assert_allclose(out["y"].numpy(), a * 3 + b, rtol=1e-6)
+        assert out["n"] == 7
+    out = f((lt.tensor(a), lt.tensor(b)), 2.0)   # another value: its own capture
+    np.testing.assert_allclose(out["y"].numpy(), a * 2 + b, rtol=1e-6)
+
+
+def test_a_new_shape_is_captured_separately():
+    @lt.jit
+    def f(a):
+        return a.sum(0)
+
+    for n in (3, 3, 3, 5, 5, 5, 3):
+        x = _arr(n, 2, seed=n)
+        np.testing.assert_allclose(f(lt.tensor(x)).numpy(), x.sum(0), rtol=1e-6)
+    assert len(f.replays) == 2
+
+
+def test_state_updated_in_place_follows_every_replay():
+    counter = lt.zeros(3)
+
+    @lt.jit
+    def step(x):
+        counter.add_(x)
+        return counter * 1
+
+    for i in range(5):
+        out = step(lt.ones(3))
+        np.testing.assert_array_equal(out.numpy(), np.full(3, i + 1.0, np.float32))
+    np.testing.assert_array_equal(counter.numpy(), np.full(3, 5.0, np.float32))
+
+
+def test_training_step_matches_torch():
+    torch.manual_seed(0)
+    ref = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
+    with lt.no_grad():
+        for ours, theirs in zip(model.parameters(), ref.parameters()):
+            ours.copy_(lt.tensor(theirs.detach().numpy()))
+    opt = lt.optim.Adam(model.parameters(), lr=1e-2)
+    ref_opt = torch.optim.Adam(ref.parameters(), lr=1e-2)
+
+    @lt.jit
+    def train_step(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    rng = np.random.default_rng(1)
+    for _ in range(6):
+        x = rng.standard_normal((5, 6)).astype(np.float32)
+        y = rng.integers(0, 3, 5)
+        loss = train_step(lt.tensor(x), lt.tensor(y))
+        ref_opt.zero_grad()
+        ref_loss = torch.nn.functional.cross_entropy(ref(torch.tensor(x)), torch.tensor(y))
+        ref_loss.backward()
+        ref_opt.step()
+        np.testing.assert_allclose(loss.item(), ref_loss.item(), rtol=1e-5, atol=1e-6)
+    assert len(train_step.replays) == 1
+    for ours, theirs in zip(model.parameters(), ref.parameters()):
+        np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_host_reads_inside_are_refused():
+    @lt.jit
+    def f(a):
+        return a * 2 if a.sum().item() > 0 else a
+
+    x = lt.ones(2)
+    f(x)
+    with pytest.raises(lt.JitError, match="reads tensor values on the host"):
+        f(x)
+
+
+def test_random_numbers_inside_are_refused():
+    @lt.jit
+    def f(a):
+        return a + lt.rand(2)
+
+    x = lt.ones(2)
+    f(x)
+    with pytest.raises(lt.JitError, match="random numbers"):
+        f(x)
+
+
+def test_updating_an_argument_in_place_is_refused():
+    @lt.jit
+    def f(a):
+        a.mul_(2)
+        return a.sum()
+
+    f(lt.ones(2))
+    with pytest.raises(lt.JitError, match="updates one of its tensor arguments"):
+        f(lt.ones(2))
+
+
+def test_unhashable_argument_is_refused():
+    @lt.jit
+    def f(a, table):
+        return a
+
+    with pytest.raises(lt.JitError, match="not hashable"):
+        f(lt.ones(1), np.ones(2))
+
+
+def test_kernel_errors_still_raise_on_replay():
+    @lt.jit
+    def f(t, idx):
+        return t[idx]
+
+    t = lt.arange(4.0)
+    f(t, lt.tensor([0, 1])), f(t, lt.tensor([2, 3]))
+    np.testing.assert_array_equal(f(t, lt.tensor([3, 0])).numpy(), [3.0, 0.0])
+    with pytest.raises(IndexError, match="out of bounds"):
+        f(t, lt.tensor([9, 0]))
