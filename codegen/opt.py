@@ -207,7 +207,70 @@ def block_row_loop(kernel: LoopKernel) -> LoopKernel:
     return replace(kernel, nests=tuple(nests), notes=tuple(notes))
 
 
-PASSES = [upcast_reduce_tiles, block_row_loop, parallelize_outer_loop]
+# ---- split reduce lanes: vector accumulators for a reduce along contiguous memory ----
+
+REDUCE_LANES = {4: 16, 8: 8}
+"""Partial accumulators per element size in bytes (16 float32 or 8 float64: one 512-bit register)."""
+SPLIT_MIN_REDUCE = 64
+"""Shorter reduces gain little from lanes (the lanes still have to be added up)."""
+
+
+def _split_candidate(reduce: Node) -> int:
+    """Lanes to split this REDUCE_LOOP's innermost range into, or 0 when it does not pay or apply:
+    a float add/max reduce whose innermost range some load in the body reads contiguously."""
+    reduce_op, ranges = reduce.arg
+    if reduce_op not in (Op.ADD, Op.MAX) or not reduce.dtype.is_float or not ranges:
+        return 0
+    lanes = REDUCE_LANES.get(reduce.dtype.itemsize, 0)
+    size = ranges[-1].arg[1]
+    if not lanes or size < SPLIT_MIN_REDUCE or size % lanes:
+        return 0
+    loads = [m.srcs[0] for m in toposort([reduce.srcs[0]]) if m.op is Op.LOAD]
+    return lanes if any(_coefficient(index, ranges[-1]) == 1 for index in loads) else 0
+
+
+def _split_reduce(reduce: Node, lanes: int) -> Node:
+    """REDUCE(body, ..., r) → REDUCE(body[r = ro·lanes + 0]) ⊕ … ⊕ REDUCE(body[r = ro·lanes + lanes-1]),
+    all over (..., ro): one loop with `lanes` accumulators (the renderer merges equal ranges), which
+    the C compiler turns into vector accumulators; the partial results are combined pairwise."""
+    reduce_op, ranges = reduce.arg
+    name, size = ranges[-1].arg
+    outer = sym.loop_var(name + "o", size // lanes)
+    new_ranges = ranges[:-1] + (outer,)
+    parts = []
+    for lane in range(lanes):
+        position = sym.add(sym.mul(outer, sym.const(lanes)), sym.const(lane))
+        (body,) = sym.substitute([reduce.srcs[0]], {ranges[-1]: position})
+        parts.append(Node.make(Op.REDUCE_LOOP, reduce.dtype, (body,), (reduce_op, new_ranges), ()))
+    while len(parts) > 1:
+        parts = [Node.make(reduce_op, reduce.dtype, (parts[i], parts[i + 1]), None, ())
+                 for i in range(0, len(parts), 2)]
+    return parts[0]
+
+
+def split_reduce_lanes(kernel: LoopKernel) -> LoopKernel:
+    """Give a lone reduce along contiguous memory (a row sum, softmax's max and sum, a dot product)
+    partial accumulators, so its loop vectorizes: C compilers may not reorder a float reduction
+    themselves. Nests the upcast pass tiled (several stores) are left alone."""
+    nests = []
+    notes = list(kernel.notes)
+    for nest in kernel.nests:
+        if len(nest.stores) == 1 and not nest.serial_reason:
+            st = nest.stores[0]
+            mapping = {}
+            for n in toposort([st.value]):
+                if n.op is Op.REDUCE_LOOP and (lanes := _split_candidate(n)):
+                    mapping[n] = _split_reduce(n, lanes)
+                    notes.append(f"split reduce {n.arg[1][-1].arg[0]} ({n.arg[1][-1].arg[1]}) into {lanes} lanes")
+            if mapping:
+                (value,) = sym.substitute([st.value], mapping)
+                nest = LoopNest(nest.loops, (Store(st.slot, st.index, value, st.reduce_op, st.replace_op),),
+                                nest.serial_reason)
+        nests.append(nest)
+    return replace(kernel, nests=tuple(nests), notes=tuple(notes))
+
+
+PASSES = [upcast_reduce_tiles, split_reduce_lanes, block_row_loop, parallelize_outer_loop]
 
 
 def optimize(kernel: LoopKernel) -> LoopKernel:

@@ -780,14 +780,21 @@ def _exp(x: "Tensor") -> "Tensor":
     hi, lo = _LN2_SPLIT[x.dtype]
     low, high = _EXP_RANGE[x.dtype]
     xc = x.clamp(low, high)
-    n = (xc * LOG2_E + 0.5).floor()
+    n = _floor_small(xc * LOG2_E + 0.5)
     r = (xc - n * hi) - n * lo
     poly = x._const(1.0, shape=())
     for k in range(_EXP_TERMS[x.dtype] - 1, 0, -1):
         poly = poly * r * (1.0 / k) + 1.0 if k > 1 else poly * r + 1.0
     n = x.isnan()._where(0.0, n)          # the scale's exponent bits must be a number
-    half = (n * 0.5).floor()
+    half = _floor_small(n * 0.5)
     return poly * _pow2(half) * _pow2(n - half)
+
+
+def _floor_small(x: "Tensor") -> "Tensor":
+    """floor(x) for |x| < 2**31 through an int32 round trip: unlike trunc, the conversion
+    vectorizes without -fno-trapping-math (which runtime/cpu.py cannot use)."""
+    t = x.cast(dtypes.int32).cast(x.dtype)
+    return (t > x)._where(t - 1, t)
 
 
 def _pow2(k: "Tensor") -> "Tensor":
@@ -841,10 +848,44 @@ _TWO_OVER_SQRT_PI = 2 / math.sqrt(math.pi)
 _ERF_SERIES = [2.0 ** n / math.prod(range(1, 2 * n + 2, 2)) for n in range(41)]
 
 
+# float32 erf in two pieces, Chebyshev fits (numpy.polynomial.chebyshev.chebfit on 2000 Chebyshev
+# nodes against SciPy's float64 erf/erfc, converted to power series), rounded to float32:
+# |x| < 1.25: erf(x) = x·P(u), u = 2x²/1.25² - 1 (within 2.2 ulp);
+# 1.25 ≤ |x| < 3.92: erf(x) = 1 - e^{-x²}·Q(w), w = (|x| - 1.25)·2/2.67 - 1 (within 0.9 ulp);
+# beyond 3.92, erf(x) rounds to ±1 in float32.
+_ERF32_SPLIT, _ERF32_ONE = 1.25, 3.92
+_ERF32_NEAR = (0.8923127055168152, -0.18785153329372406, 0.03998836502432823, -0.007047492079436779,
+               0.0010343525791540742, -0.00012914816034026444, 1.421708020643564e-05, -1.3552162272389978e-06)
+_ERFC32_FAR = (0.2046622335910797, -0.093817800283432, 0.040991608053445816, -0.017160888761281967,
+               0.006913688965141773, -0.0026981604751199484, 0.0010172519832849503, -0.0003525283536873758,
+               0.0001245984312845394, -6.267977732932195e-05, 2.1479991119122133e-05)
+
+
+def _horner(t: "Tensor", coefficients: tuple[float, ...]) -> "Tensor":
+    """Σ coefficients[i]·t^i."""
+    s = t._const(coefficients[-1], shape=())
+    for c in reversed(coefficients[:-1]):
+        s = s * t + c
+    return s
+
+
+def _erf_float32(x: "Tensor") -> "Tensor":
+    """erf for float32: two short polynomials and one exp (see _ERF32_NEAR / _ERFC32_FAR)."""
+    ax = _magnitude(x)
+    near = x * _horner(ax * ax * (2 / _ERF32_SPLIT ** 2) - 1, _ERF32_NEAR)
+    af = ax.clamp(_ERF32_SPLIT, _ERF32_ONE)
+    far = 1 - _exp(-(af * af)) * _horner((af - _ERF32_SPLIT) * (2 / (_ERF32_ONE - _ERF32_SPLIT)) - 1, _ERFC32_FAR)
+    far = x.signbit()._where(-far, far)
+    return (ax < _ERF32_SPLIT)._where(near, far)
+
+
 def _erf(x: "Tensor") -> "Tensor":
     """|x| < 2.5: the positive series above (40 terms); beyond, 1 - erfc(|x|) with erfc from its
     continued fraction e^{-x²}/√π / (x + ½/(x + 1/(x + 3/2/(x + ...)))) (30 terms).
-    Both are accurate to ~1e-15 relative in float64 (erfc's error is scaled by erfc ≤ 4e-4)."""
+    Both are accurate to ~1e-15 relative in float64 (erfc's error is scaled by erfc ≤ 4e-4).
+    float32 takes the cheaper _erf_float32."""
+    if x.dtype == dtypes.float32:
+        return _erf_float32(x)
     ax = _magnitude(x)
     y = ax * ax
     e = _exp(-y)

@@ -86,6 +86,20 @@ class LinalgMixin:
         return self * beta + mat1.mm(mat2) * alpha
 
 
+PACK_MIN_ROWS = 16   # below this many rows of the left operand, packing the right one does not pay
+
+
+def _is_transposed_view(t: "Tensor") -> bool:
+    """t is a permuted view whose second-to-last dim is its source's last one (weight.T, or k.mT in
+    attention): as a right matmul operand, it runs along the reduced dim instead of the output dim."""
+    node = t.node
+    if node.op is not Op.PERMUTE:
+        return False
+    order = node.arg
+    rank = len(order)
+    return rank >= 2 and order[-2] == rank - 1
+
+
 def _matmul(a: "Tensor", b: "Tensor", op: str) -> "Tensor":
     if a.ndim == 0 or b.ndim == 0:
         raise RuntimeError(f"{op}: both arguments to matmul need to be at least 1D, but they are "
@@ -102,6 +116,10 @@ def _matmul(a: "Tensor", b: "Tensor", op: str) -> "Tensor":
     from lazytensor.tensor import broadcast_shapes
     batch = broadcast_shapes(tuple(x.shape[:-2]), tuple(y.shape[:-2]), op=op)
     m, k, n = x.shape[-2], x.shape[-1], y.shape[-1]
+    if _is_transposed_view(y) and m >= PACK_MIN_ROWS and n > 1:
+        # y = w.T (nn.Linear's layout): both operands would run along the reduced dim, leaving no output
+        # dim to vectorize. A row-major copy of y costs k·n moves against m·k·n multiply-adds.
+        y = y.contiguous()
     x = x._broadcast_to(batch + (m, k))
     y = y._broadcast_to(batch + (k, n))
     # (..., m, 1, k) * (..., 1, n, k) summed over k

@@ -138,3 +138,87 @@ def test_long_matmul_is_blocked():
     (item,) = (a @ b).schedule()
     notes = optimize(lower_kernel(item.ast)).notes
     assert any(note.startswith("block ") for note in notes), notes
+
+
+# ---- packing the right operand of x @ w.T; vector selects and lone parallel loops (C renderer) ----
+
+@pytest.mark.parametrize("m", [1, 15, 16, 17, 127])
+def test_matmul_with_transposed_right_operand_packs_it_and_stays_exact(m):
+    from lazytensor.tensor_linalg import PACK_MIN_ROWS
+    rng = np.random.default_rng(m)
+    x = rng.standard_normal((m, 33)).astype(np.float32)
+    w = rng.standard_normal((20, 33)).astype(np.float32)
+    opt, plain = _both(lambda a, b: a @ b.T, x, w)
+    np.testing.assert_allclose(opt, x @ w.T, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(plain, x @ w.T, rtol=1e-5, atol=1e-5)
+    kernels = len((lt.tensor(x) @ lt.tensor(w).T).schedule())
+    assert kernels == (2 if m >= PACK_MIN_ROWS else 1)   # the packing copy is its own kernel
+
+
+def test_linear_gradients_through_the_packed_weight_match_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((32, 12)).astype(np.float32)
+    w = rng.standard_normal((7, 12)).astype(np.float32)
+    ox, ow = lt.tensor(x, requires_grad=True), lt.tensor(w, requires_grad=True)
+    tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    (ox @ ow.T).square().sum().backward()
+    (tx @ tw.T).square().sum().backward()
+    np.testing.assert_allclose(ox.grad.numpy(), tx.grad.numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(ow.grad.numpy(), tw.grad.numpy(), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 7, 127, 1023, 70001])
+def test_float_selects_are_bit_exact_blends(dtype, n):
+    """where() on floats renders as a bit blend (vectorizable): NaN, -0.0, inf pass through untouched."""
+    rng = np.random.default_rng(n)
+    a = rng.standard_normal(n).astype(dtype)
+    a[::5] = np.nan
+    a[1::7] = -0.0
+    a[2::11] = np.inf
+    b = rng.standard_normal(n).astype(dtype)
+    opt, plain = _both(lambda x, y: lt.where(x < y, x + 1, y * 2), a, b)
+    want = np.where(a < b, a + 1, b * 2)
+    np.testing.assert_array_equal(opt.view(np.uint8), want.view(np.uint8))
+    np.testing.assert_array_equal(plain.view(np.uint8), want.view(np.uint8))
+
+
+def test_lone_parallel_loops_are_rendered_simd_and_match_numpy():
+    from lazytensor.codegen.render.c import CRenderer
+    n = 1 << 19   # large enough to be parallel
+    x = np.random.default_rng(0).uniform(-80, 80, n).astype(np.float32)   # normal results
+    t = lt.tensor(x).exp()
+    (item,) = t.schedule()
+    source = CRenderer().render(optimize(lower_kernel(item.ast)))
+    assert "#pragma omp parallel for simd" in source
+    np.testing.assert_allclose(t.numpy(), np.exp(x.astype(np.float64)), rtol=3e-7)
+
+
+@pytest.mark.parametrize("n", [1, 7, 64, 127, 128, 1023, 4096])
+@pytest.mark.parametrize("layout", ["plain", "transposed", "strided"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_split_reduce_lanes_keep_row_reductions_exact(n, layout, dtype):
+    """sum / max / softmax / dot along a contiguous axis, with and without the lane split."""
+    rng = np.random.default_rng(n)
+    a = rng.standard_normal((5, n)).astype(dtype)
+    if layout == "transposed":
+        a = np.ascontiguousarray(a.T).T
+    elif layout == "strided":
+        a = rng.standard_normal((5, 2 * n)).astype(dtype)[:, ::2]
+    a[2, n // 2] = np.nan
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    for fn, want in [(lambda t: t.sum(1), np.sum(a, 1)), (lambda t: t.amax(1), np.max(a, 1)),
+                     (lambda t: (t * t).sum(1), (a * a).sum(1))]:
+        opt, plain = _both(fn, a)
+        np.testing.assert_allclose(opt, want, rtol=rtol, atol=rtol * n)
+        np.testing.assert_allclose(plain, want, rtol=rtol, atol=rtol * n)
+    opt, plain = _both(lambda t: t.softmax(-1), a)
+    np.testing.assert_allclose(opt, plain, rtol=rtol, atol=rtol)
+
+
+def test_split_reduce_lanes_applies_to_a_long_contiguous_row_sum():
+    from lazytensor.codegen.opt import split_reduce_lanes
+    (item,) = lt.tensor(np.ones((4, 256), np.float32)).sum(1).schedule()
+    kernel = split_reduce_lanes(lower_kernel(item.ast))
+    assert any(note.startswith("split reduce") and "16 lanes" in note for note in kernel.notes)
