@@ -1,0 +1,341 @@
+"""Graph layers, pooling, norms, batching and sampling vs PyTorch Geometric (same weights copied in).
+
+Graphs have isolated nodes, self loops and multi-edges; outputs and all gradients (input
+features, edge weights/features, parameters) must match within 1e-5.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+import torch_geometric.nn as pyg_nn
+import torch_geometric.utils as pyg_utils
+from torch_geometric.data import Batch as PygBatch
+from torch_geometric.data import Data as PygData
+
+import lazytensor as lt
+import lazytensor.gnn as gnn
+from lazytensor.sparse import SparseTensor
+
+RTOL, ATOL = 1e-5, 1e-5
+N, N_CONNECTED, E, F_IN = 12, 9, 36, 5     # nodes 9..11 are isolated
+
+
+def random_graph(seed: int = 0) -> np.ndarray:
+    """(2, E) edges among nodes 0..8, plus self loops on 1 and 4 and a few repeated edges."""
+    rng = np.random.default_rng(seed)
+    src, dst = rng.integers(0, N_CONNECTED, E), rng.integers(0, N_CONNECTED, E)
+    keep = src != dst
+    src, dst = src[keep], dst[keep]
+    src = np.concatenate([src, [1, 4, src[0], src[1], src[0]]])
+    dst = np.concatenate([dst, [1, 4, dst[0], dst[1], dst[0]]])
+    return np.stack([src, dst]).astype(np.int64)
+
+
+def close(ours, ref, what=""):
+    ref = ref.detach().numpy() if isinstance(ref, torch.Tensor) else np.asarray(ref)
+    ours = ours.numpy() if isinstance(ours, lt.Tensor) else np.asarray(ours)
+    np.testing.assert_allclose(ours, ref, rtol=RTOL, atol=ATOL, err_msg=what)
+
+
+def lt_mlp(i, h, o):
+    return lt.nn.Sequential(lt.nn.Linear(i, h), lt.nn.ReLU(), lt.nn.Linear(h, o))
+
+
+def torch_mlp(i, h, o):
+    return torch.nn.Sequential(torch.nn.Linear(i, h), torch.nn.ReLU(), torch.nn.Linear(h, o))
+
+
+# name → (make PyG layer, make our layer, edge input: None | "weight" | ("attr", dim))
+LAYERS = {
+    "gcn": (lambda: pyg_nn.GCNConv(F_IN, 4), lambda: gnn.GCNConv(F_IN, 4), None),
+    "gcn_weighted": (lambda: pyg_nn.GCNConv(F_IN, 4), lambda: gnn.GCNConv(F_IN, 4), "weight"),
+    "gcn_improved_weighted": (lambda: pyg_nn.GCNConv(F_IN, 3, improved=True),
+                              lambda: gnn.GCNConv(F_IN, 3, improved=True), "weight"),
+    "gcn_raw": (lambda: pyg_nn.GCNConv(F_IN, 4, normalize=False, bias=False),
+                lambda: gnn.GCNConv(F_IN, 4, normalize=False, bias=False), "weight"),
+    "sage_mean": (lambda: pyg_nn.SAGEConv(F_IN, 4), lambda: gnn.SAGEConv(F_IN, 4), None),
+    "sage_max_normalize": (lambda: pyg_nn.SAGEConv(F_IN, 4, aggr="max", normalize=True),
+                           lambda: gnn.SAGEConv(F_IN, 4, aggr="max", normalize=True), None),
+    "sage_sum_noroot_project": (lambda: pyg_nn.SAGEConv(F_IN, 4, aggr="sum", root_weight=False, project=True),
+                                lambda: gnn.SAGEConv(F_IN, 4, aggr="sum", root_weight=False, project=True), None),
+    "sage_min": (lambda: pyg_nn.SAGEConv(F_IN, 3, aggr="min"), lambda: gnn.SAGEConv(F_IN, 3, aggr="min"), None),
+    "gin": (lambda: pyg_nn.GINConv(torch_mlp(F_IN, 8, 4)), lambda: gnn.GINConv(lt_mlp(F_IN, 8, 4)), None),
+    "gin_train_eps": (lambda: pyg_nn.GINConv(torch_mlp(F_IN, 8, 4), eps=0.3, train_eps=True),
+                      lambda: gnn.GINConv(lt_mlp(F_IN, 8, 4), eps=0.3, train_eps=True), None),
+    "gine_edge_dim": (lambda: pyg_nn.GINEConv(torch_mlp(F_IN, 8, 4), edge_dim=3, train_eps=True),
+                      lambda: gnn.GINEConv(lt_mlp(F_IN, 8, 4), edge_dim=3, train_eps=True), ("attr", 3)),
+    "gine_same_dim": (lambda: pyg_nn.GINEConv(torch_mlp(F_IN, 8, 4)),
+                      lambda: gnn.GINEConv(lt_mlp(F_IN, 8, 4)), ("attr", F_IN)),
+    "gat": (lambda: pyg_nn.GATConv(F_IN, 4), lambda: gnn.GATConv(F_IN, 4), None),
+    "gat_heads_concat": (lambda: pyg_nn.GATConv(F_IN, 3, heads=3, negative_slope=0.1),
+                         lambda: gnn.GATConv(F_IN, 3, heads=3, negative_slope=0.1), None),
+    "gat_heads_mean_noloops": (lambda: pyg_nn.GATConv(F_IN, 4, heads=2, concat=False, add_self_loops=False),
+                               lambda: gnn.GATConv(F_IN, 4, heads=2, concat=False, add_self_loops=False), None),
+    "gat_edge_dim": (lambda: pyg_nn.GATConv(F_IN, 2, heads=2, edge_dim=3),
+                     lambda: gnn.GATConv(F_IN, 2, heads=2, edge_dim=3), ("attr", 3)),
+}
+
+
+def randomize(theirs: torch.nn.Module, seed: int) -> None:
+    """Non-trivial values for every parameter and buffer (PyG zero-inits biases)."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in list(theirs.parameters()) + list(theirs.buffers()):
+            p.copy_(torch.rand(p.shape, generator=gen) - 0.5)
+
+
+@pytest.mark.parametrize("name", list(LAYERS))
+def test_layer_matches_pyg_outputs_and_gradients(name):
+    make_theirs, make_ours, edge_input = LAYERS[name]
+    torch.manual_seed(0)
+    theirs, ours = make_theirs(), make_ours()
+    randomize(theirs, 1)
+    ours.load_state_dict(theirs.state_dict())
+    theirs.eval(), ours.eval()
+    ei = random_graph()
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((N, F_IN)).astype(np.float32)
+    t_x, l_x = torch.tensor(x, requires_grad=True), lt.tensor(x, requires_grad=True)
+    t_args, l_args = [t_x, torch.tensor(ei)], [l_x, lt.tensor(ei)]
+    t_edge = l_edge = None
+    if edge_input == "weight":
+        w = rng.uniform(0.5, 2.0, ei.shape[1]).astype(np.float32)
+        t_edge, l_edge = torch.tensor(w, requires_grad=True), lt.tensor(w, requires_grad=True)
+    elif edge_input is not None:
+        a = rng.standard_normal((ei.shape[1], edge_input[1])).astype(np.float32)
+        t_edge, l_edge = torch.tensor(a, requires_grad=True), lt.tensor(a, requires_grad=True)
+    if t_edge is not None:
+        t_args.append(t_edge), l_args.append(l_edge)
+    t_out, l_out = theirs(*t_args), ours(*l_args)
+    close(l_out, t_out, "forward")
+    upstream = rng.standard_normal(tuple(t_out.shape)).astype(np.float32)
+    (t_out * torch.tensor(upstream)).sum().backward()
+    (l_out * lt.tensor(upstream)).sum().backward()
+    close(l_x.grad, t_x.grad, "grad x")
+    if t_edge is not None:
+        close(l_edge.grad, t_edge.grad, "grad edge input")
+    ours_params = dict(ours.named_parameters())
+    for pname, p in theirs.named_parameters():
+        close(ours_params[pname].grad, p.grad, f"grad {pname}")
+
+
+def test_gcn_accepts_sparse_adjacency_like_edge_index():
+    ei = random_graph(3)
+    conv = gnn.GCNConv(F_IN, 4)
+    x = lt.randn(N, F_IN)
+    adj_t = SparseTensor(ei[1], ei[0], None, (N, N))         # PyG's adj_t[target, source]
+    close(conv(x, adj_t), conv(x, lt.tensor(ei)).numpy())
+
+
+def test_gat_attention_dropout_only_in_training():
+    conv = gnn.GATConv(F_IN, 4, heads=2, dropout=0.5)
+    x, ei = lt.randn(N, F_IN), lt.tensor(random_graph())
+    conv.eval()
+    ref = conv(x, ei).numpy()
+    out, (ei_loops, alpha) = conv(x, ei, return_attention_weights=True)
+    close(out, ref)
+    # the attention over the edges into each node sums to 1 per head (every node has its self loop)
+    sums = np.zeros((N, 2))
+    np.add.at(sums, ei_loops.numpy()[1], alpha.numpy())
+    close(sums, np.ones((N, 2)))
+    conv.train()
+    assert not np.allclose(conv(x, ei).numpy(), ref)
+
+
+@pytest.mark.parametrize("pool", ["global_add_pool", "global_mean_pool", "global_max_pool"])
+def test_global_pooling_matches_pyg(pool):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((10, 3)).astype(np.float32)
+    batch = np.array([0, 0, 0, 1, 1, 3, 3, 3, 3, 3])          # graph 2 has no nodes
+    t_x, l_x = torch.tensor(x, requires_grad=True), lt.tensor(x, requires_grad=True)
+    t_out = getattr(pyg_nn, pool)(t_x, torch.tensor(batch), 4)
+    l_out = getattr(gnn, pool)(l_x, lt.tensor(batch), 4)
+    close(l_out, t_out)
+    t_out.sum().backward(), l_out.sum().backward()
+    close(l_x.grad, t_x.grad)
+    close(getattr(gnn, pool)(lt.tensor(x)), getattr(pyg_nn, pool)(torch.tensor(x), None))
+
+
+def test_topk_pooling_matches_pyg():
+    torch.manual_seed(0)
+    theirs, ours = pyg_nn.TopKPooling(F_IN, ratio=0.5), gnn.TopKPooling(F_IN, ratio=0.5)
+    ours.load_state_dict(theirs.state_dict())
+    ei = random_graph(5)
+    batch = np.array([0] * 6 + [1] * 6)
+    x = np.random.default_rng(6).standard_normal((N, F_IN)).astype(np.float32)
+    attr = np.random.default_rng(7).standard_normal((ei.shape[1], 2)).astype(np.float32)
+    t_x, l_x = torch.tensor(x, requires_grad=True), lt.tensor(x, requires_grad=True)
+    t_out = theirs(t_x, torch.tensor(ei), torch.tensor(attr), torch.tensor(batch))
+    l_out = ours(l_x, lt.tensor(ei), lt.tensor(attr), lt.tensor(batch))
+    for k, (a, b) in enumerate(zip(l_out, t_out)):
+        close(a, b, f"output {k}")
+    t_out[0].sum().backward(), l_out[0].sum().backward()
+    close(l_x.grad, t_x.grad)
+    close(ours.select.weight.grad, theirs.select.weight.grad)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: (pyg_nn.PairNorm(), gnn.PairNorm()),
+    lambda: (pyg_nn.PairNorm(scale=2.0, scale_individually=True), gnn.PairNorm(scale=2.0, scale_individually=True)),
+    lambda: (pyg_nn.GraphNorm(3), gnn.GraphNorm(3)),
+], ids=["pairnorm", "pairnorm_individual", "graphnorm"])
+@pytest.mark.parametrize("batched", [False, True])
+def test_norms_match_pyg(make, batched):
+    theirs, ours = make()
+    randomize(theirs, 3)
+    ours.load_state_dict(theirs.state_dict())
+    x = np.random.default_rng(8).standard_normal((9, 3)).astype(np.float32)
+    batch = np.array([0, 0, 0, 0, 1, 1, 2, 2, 2])
+    t_x, l_x = torch.tensor(x, requires_grad=True), lt.tensor(x, requires_grad=True)
+    t_out = theirs(t_x, torch.tensor(batch) if batched else None)
+    l_out = ours(l_x, lt.tensor(batch) if batched else None)
+    close(l_out, t_out)
+    up = np.random.default_rng(9).standard_normal((9, 3)).astype(np.float32)
+    (t_out * torch.tensor(up)).sum().backward(), (l_out * lt.tensor(up)).sum().backward()
+    close(l_x.grad, t_x.grad)
+
+
+def test_batch_from_data_list_matches_pyg():
+    rng = np.random.default_rng(10)
+    graphs = []
+    for n, e in [(3, 4), (1, 0), (5, 7)]:
+        ei = rng.integers(0, n, (2, e))
+        graphs.append((rng.standard_normal((n, 2)).astype(np.float32), ei, rng.standard_normal((e, 1)).astype(
+            np.float32), np.array([n % 2])))
+    ref = PygBatch.from_data_list([PygData(x=torch.tensor(x), edge_index=torch.tensor(ei), edge_attr=torch.tensor(a),
+                                           y=torch.tensor(y)) for x, ei, a, y in graphs])
+    ours = gnn.Batch.from_data_list([gnn.Data(x=lt.tensor(x), edge_index=lt.tensor(ei), edge_attr=lt.tensor(a),
+                                              y=lt.tensor(y)) for x, ei, a, y in graphs])
+    for key in ("x", "edge_index", "edge_attr", "y", "batch", "ptr"):
+        close(ours[key], ref[key], key)
+    assert ours.num_graphs == 3 and ours.num_nodes == 9
+
+
+def test_subgraph_and_k_hop_subgraph_match_pyg():
+    ei = random_graph(11)
+    attr = np.arange(ei.shape[1], dtype=np.float32)
+    subset = [0, 2, 3, 7]
+    ref = pyg_utils.subgraph(torch.tensor(subset), torch.tensor(ei), torch.tensor(attr), relabel_nodes=True,
+                             num_nodes=N, return_edge_mask=True)
+    ours = gnn.subgraph(lt.tensor(subset), lt.tensor(ei), lt.tensor(attr), relabel_nodes=True, num_nodes=N,
+                        return_edge_mask=True)
+    for a, b in zip(ours, ref):
+        close(a, b)
+    for hops, flow in [(1, "source_to_target"), (2, "target_to_source")]:
+        ref = pyg_utils.k_hop_subgraph([3, 5], hops, torch.tensor(ei), relabel_nodes=True, num_nodes=N, flow=flow)
+        ours = gnn.k_hop_subgraph([3, 5], hops, lt.tensor(ei), relabel_nodes=True, num_nodes=N, flow=flow)
+        for a, b in zip(ours, ref):
+            close(a, b)
+
+
+def test_self_loop_utilities_match_pyg():
+    ei = random_graph(12)
+    w = np.random.default_rng(13).uniform(size=ei.shape[1]).astype(np.float32)
+    for fn, kwargs in [("add_self_loops", dict(fill_value=0.5)), ("add_remaining_self_loops", dict(fill_value=2.0)),
+                       ("add_self_loops", dict(fill_value="mean"))]:
+        ref = getattr(pyg_utils, fn)(torch.tensor(ei), torch.tensor(w), num_nodes=N, **kwargs)
+        ours = getattr(gnn, fn)(lt.tensor(ei), lt.tensor(w), num_nodes=N, **kwargs)
+        close(ours[0], ref[0]), close(ours[1], ref[1])
+    ref = pyg_utils.remove_self_loops(torch.tensor(ei), torch.tensor(w))
+    ours = gnn.remove_self_loops(lt.tensor(ei), lt.tensor(w))
+    close(ours[0], ref[0]), close(ours[1], ref[1])
+    close(gnn.degree(lt.tensor(ei[1]), N), pyg_utils.degree(torch.tensor(ei[1]), N))
+    src = np.random.default_rng(14).standard_normal((ei.shape[1], 2)).astype(np.float32)
+    close(gnn.softmax(lt.tensor(src), lt.tensor(ei[1]), num_nodes=N),
+          pyg_utils.softmax(torch.tensor(src), torch.tensor(ei[1]), num_nodes=N))
+    close(gnn.to_undirected(lt.tensor(ei)), pyg_utils.to_undirected(torch.tensor(ei)))
+
+
+def test_dropout_edge_and_drop_edge_module():
+    ei = lt.tensor(random_graph(15))
+    kept, mask = gnn.dropout_edge(ei, p=0.5)
+    m = mask.numpy()
+    assert 0 < m.sum() < m.size
+    np.testing.assert_array_equal(kept.numpy(), ei.numpy()[:, m])
+    same, _ = gnn.dropout_edge(ei, p=0.5, training=False)
+    np.testing.assert_array_equal(same.numpy(), ei.numpy())
+    assert gnn.dropout_edge(ei, p=1.0)[0].shape[1] == 0
+    und, ids = gnn.dropout_edge(gnn.to_undirected(ei), p=0.3, force_undirected=True)
+    pairs = set(map(tuple, und.numpy().T))
+    assert all((b, a) in pairs for a, b in pairs)
+    drop = gnn.DropEdge(p=0.5)
+    drop.eval()
+    np.testing.assert_array_equal(drop(ei).numpy(), ei.numpy())
+
+
+def test_neighbor_loader_samples_real_edges_within_fanout():
+    ei = random_graph(16)
+    x = lt.tensor(np.arange(N * 2, dtype=np.float32).reshape(N, 2))
+    data = gnn.Data(x=x, edge_index=lt.tensor(ei), y=lt.tensor(np.arange(N)))
+    loader = gnn.NeighborLoader(data, num_neighbors=[2, 2], batch_size=4, shuffle=True)
+    edges = set(map(tuple, ei.T))
+    seen = []
+    for batch in loader:
+        n_id = batch.n_id.numpy()
+        local = batch.edge_index.numpy()
+        assert len(set(n_id)) == len(n_id)
+        seen += list(n_id[:batch.batch_size])
+        for s, t in local.T:
+            assert (n_id[s], n_id[t]) in edges
+        in_deg = np.bincount(local[1], minlength=len(n_id)) if local.size else np.zeros(len(n_id))
+        assert in_deg[:batch.batch_size].max(initial=0) <= 2
+        close(batch.x, x.numpy()[n_id])
+        close(batch.y, n_id)
+    assert sorted(seen) == list(range(N))
+    full = next(iter(gnn.NeighborLoader(data, num_neighbors=[-1], batch_size=N)))
+    assert full.edge_index.shape[1] == ei.shape[1]
+
+
+def test_read_planetoid_matches_pyg(tmp_path):
+    from torch_geometric.io import read_planetoid_data
+    rng = np.random.default_rng(17)
+    n_train, n_rest, n_test, feats, classes = 3, 505, 4, 6, 3
+    n_all = n_train + n_rest
+    onehot = lambda k: np.eye(classes, dtype=np.float32)[rng.integers(0, classes, k)]  # noqa: E731
+    allx = sp.csr_matrix((rng.random((n_all, feats)) < 0.3).astype(np.float32))
+    parts = dict(x=allx[:n_train], allx=allx, tx=sp.csr_matrix(rng.random((n_test, feats)).astype(np.float32)),
+                 y=onehot(n_train), ty=onehot(n_test))
+    parts["ally"] = np.concatenate([parts["y"], onehot(n_rest)])
+    total = n_all + n_test
+    graph = {i: list(rng.integers(0, total, 3)) + [i] for i in range(total)}   # self loops and repeats
+    parts["graph"] = graph
+    for key, value in parts.items():
+        with open(tmp_path / f"ind.tiny.{key}", "wb") as f:
+            pickle.dump(value, f)
+    test_index = np.array([n_all + 2, n_all, n_all + 3, n_all + 1])
+    np.savetxt(tmp_path / "ind.tiny.test.index", test_index, fmt="%d")
+    ref = read_planetoid_data(str(tmp_path), "tiny")
+    ours = gnn.read_planetoid(str(tmp_path), "tiny")
+    for key in ("x", "edge_index", "y", "train_mask", "val_mask", "test_mask"):
+        close(ours[key], ref[key], key)
+    with pytest.raises(FileNotFoundError, match="ind.cora.x"):
+        gnn.read_planetoid(str(tmp_path), "cora")
+
+
+def test_message_passing_fuses_gather_message_scatter_into_one_kernel():
+    ei = lt.tensor(random_graph()).realize()
+    x = lt.randn(N, 8).realize()
+
+    class Weighted(gnn.MessagePassing):
+        def message(self, x_j, x_i):
+            return (x_j * x_i).relu() + x_j
+
+    out = Weighted(aggr="add").propagate(ei, x=x)
+    items = out.schedule()
+    assert len(items) == 1, lt.explain_schedule(items)
+    assert {"index", "mul", "add", "scatter"} <= set(items[0].fused_ops)
+
+
+def test_bad_inputs_name_the_layer():
+    conv = gnn.GCNConv(F_IN, 4)
+    with pytest.raises(ValueError, match="edge_index must have shape"):
+        conv(lt.randn(N, F_IN), lt.tensor([0, 1, 2]))
+    with pytest.raises(ValueError, match="aggr must be one of"):
+        gnn.SAGEConv(3, 4, aggr="median")
+    with pytest.raises(ValueError, match="edge_dim"):
+        gnn.GINEConv(lt_mlp(3, 4, 4))(lt.randn(4, 3), lt.tensor([[0, 1], [1, 2]]), lt.randn(2, 5))
