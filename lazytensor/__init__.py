@@ -17,12 +17,13 @@ from lazytensor.creation import (arange, as_tensor, bernoulli, empty, empty_like
 from lazytensor.dtypes import (DType, bfloat16, float16, float32, float64, int8, int16, int32, int64,
                                promote_types, result_type, uint8, uint16, uint32, uint64)
 from lazytensor.dtypes import bool_ as bool  # noqa: A001  (PyTorch's name)
-from lazytensor.explain import explain_schedule
+from lazytensor.explain import explain
 from lazytensor.functions import (cat, clamp, clip, concat, concatenate, einsum, hstack, matmul, maximum,
                                   minimum, stack, vstack, where)
 from lazytensor.tensor import Device, Size, Tensor, broadcast_shapes
 from lazytensor.serialization import load, save
 from lazytensor import utils  # lt.utils.data
+from lazytensor.jit import JitError, jit
 from lazytensor import realize as _realize_module  # imported before def realize() below, which must win the name
 
 float = float32  # noqa: A001
@@ -67,13 +68,6 @@ def set_grad_enabled(mode: bool) -> _GradModeContext:
 
 def is_grad_enabled() -> bool:
     return GradMode.enabled
-
-
-def explain(t: Tensor) -> str:
-    """The kernels realizing t would run: fused ops, inputs, and the reason for every boundary."""
-    text = explain_schedule(t.schedule())
-    print(text)
-    return text
 
 
 def count_kernels() -> "_realize_module.KernelCounter":
@@ -123,3 +117,6 @@ for _name in ("abs", "neg", "exp", "exp2", "expm1", "log", "log2", "log10", "log
 
 from lazytensor import optim  # noqa: E402  (lt.optim; imported last, it builds on the names above)
 from lazytensor import nn  # noqa: E402  (lt.nn, lt.nn.functional)
+from lazytensor import onnx  # noqa: E402  (lt.onnx.load; parsing models needs the `onnx` package)
+from lazytensor.profiler import Profiler  # noqa: E402  (with lt.Profiler() as p: ...)
+from lazytensor import viz  # noqa: E402  (lt.viz.show; VIZ=1 writes a page per new schedule)
