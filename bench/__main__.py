@@ -15,7 +15,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROW_NAMES = ["elementwise", "sum", "softmax", "matmul", "conv2d", "mlp", "tiny", "fresh", "triad", "fma"]
+ROW_NAMES = ["elementwise", "sum", "softmax", "matmul", "conv2d", "mlp", "tiny", "fresh", "triad", "fma", "bert",
+             "gcn", "gat"]
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 

@@ -261,6 +261,7 @@ def row_mlp(cfg: Config) -> list[Measurement]:
                                  torch.nn.Linear(hidden, d_out))
     omodel = lt.nn.Sequential(lt.nn.Linear(d_in, hidden), lt.nn.ReLU(), lt.nn.Linear(hidden, d_out))
     omodel.load_state_dict(tmodel.state_dict())
+    initial = {k: v.clone() for k, v in tmodel.state_dict().items()}
     topt = torch.optim.Adam(tmodel.parameters(), lr=1e-3)
     oopt = lt.optim.Adam(omodel.parameters(), lr=1e-3)
     tx, ty = _torch(x), torch.from_numpy(y)
@@ -304,7 +305,38 @@ def row_mlp(cfg: Config) -> list[Measurement]:
         if m.impl == OURS and kernels:
             m.note = f"{kernels[-1]} kernels/step"
     out.append(Measurement("mlp train step", out[0].case, "numpy", note="skipped: NumPy has no autograd"))
-    return out
+
+    # the same step under lt.jit (captured on its second call, replayed afterwards), against torch again
+    # both sides start again from the initial weights with fresh optimizers
+    jmodel = lt.nn.Sequential(lt.nn.Linear(d_in, hidden), lt.nn.ReLU(), lt.nn.Linear(hidden, d_out))
+    jmodel.load_state_dict(initial)
+    jopt = lt.optim.Adam(jmodel.parameters(), lr=1e-3)
+    tmodel.load_state_dict(initial)
+    topt = torch.optim.Adam(tmodel.parameters(), lr=1e-3)
+    jitted_kernels: list[int] = []
+
+    @lt.jit
+    def jit_step(bx: lt.Tensor, by: lt.Tensor) -> lt.Tensor:
+        jopt.zero_grad()
+        loss = LF.cross_entropy(jmodel(bx), by)
+        loss.backward()
+        jopt.step()
+        return loss
+
+    def our_jit_step() -> lt.Tensor:
+        with lt.count_kernels() as k:
+            loss = jit_step(ox, oy)
+        jitted_kernels.append(k.kernels)
+        return loss
+
+    jit_impls = [Impl(OURS, remember("jit", our_jit_step), result=lambda: final(jmodel, last["jit"])),
+                 Impl("torch", remember("torch", torch_step), result=lambda: final(tmodel, last["torch"]))]
+    jit_out = measure_case("mlp train step", f"{d_in}-{hidden}-{d_out} batch {batch} Adam, lt.jit", jit_impls,
+                           rounds=cfg.rounds, warmup=cfg.warmup + 2, rtol=1e-3, atol=1e-4)
+    for m in jit_out:
+        if m.impl == OURS and jitted_kernels:
+            m.note = f"{jitted_kernels[-1]} kernels/step"
+    return out + jit_out
 
 
 # ---- row 7: tiny op overhead ------------------------------------------------------------------------------
@@ -322,8 +354,18 @@ def row_tiny(cfg: Config) -> list[Measurement]:
         gx, gy = _tiny(x), _tiny(y)
         impls.append(Impl("tinygrad", lambda: (gx + gy).sum().item()))
     rounds = cfg.rounds * 20     # single calls are µs: more rounds cost nothing and steady the median
-    return measure_case("(a+b).sum() 2x2", "per call, .item()", impls, rounds=rounds, warmup=cfg.warmup + 3,
-                        unit="us", rtol=1e-5, atol=1e-6)
+    out = measure_case("(a+b).sum() 2x2", "per call, .item()", impls, rounds=rounds, warmup=cfg.warmup + 3,
+                       unit="us", rtol=1e-5, atol=1e-6)
+
+    @lt.jit
+    def add_sum(a: lt.Tensor, b: lt.Tensor) -> lt.Tensor:
+        return (a + b).sum()
+
+    jit_impls = [Impl(OURS, lambda: add_sum(ox, oy).item()), Impl("numpy", lambda: float((x + y).sum()))]
+    if torch is not None:
+        jit_impls.append(Impl("torch", lambda: (tx + ty).sum().item()))
+    return out + measure_case("(a+b).sum() 2x2", "per call, .item(), lt.jit", jit_impls, rounds=rounds,
+                              warmup=cfg.warmup + 3, unit="us", rtol=1e-5, atol=1e-6)
 
 
 # ---- row 8: fresh process -----------------------------------------------------------------------------
@@ -419,6 +461,26 @@ def row_fma(cfg: Config) -> list[Measurement]:
                         rtol=1e-4, atol=1e-4, notes={OURS: "kernel time", "numpy": "one pass per op"})
 
 
+# ---- rows kept in their own modules (imported when run: they need optional packages) ----------------------
+
+def row_bert(cfg: Config) -> list[Measurement]:
+    """all-MiniLM-L6-v2 forward, batch 8 x 128 tokens, against PyTorch eager (bench/rows_bert.py)."""
+    from bench.rows_bert import row_bert as run
+    return run(cfg)
+
+
+def row_gcn(cfg: Config) -> list[Measurement]:
+    """GCN forward+backward on a power-law graph against PyTorch Geometric (bench/rows_gnn.py)."""
+    from bench.rows_gnn import row_gcn as run
+    return run(cfg)
+
+
+def row_gat(cfg: Config) -> list[Measurement]:
+    """GAT forward+backward on a power-law graph against PyTorch Geometric (bench/rows_gnn.py)."""
+    from bench.rows_gnn import row_gat as run
+    return run(cfg)
+
+
 ROWS: dict[str, Callable[[Config], list[Measurement]]] = {
     "elementwise": row_elementwise,
     "sum": row_sum,
@@ -430,6 +492,9 @@ ROWS: dict[str, Callable[[Config], list[Measurement]]] = {
     "fresh": row_fresh_process,
     "triad": row_triad,
     "fma": row_fma,
+    "bert": row_bert,
+    "gcn": row_gcn,
+    "gat": row_gat,
 }
 
 

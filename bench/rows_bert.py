@@ -112,7 +112,13 @@ def row_bert(cfg: Any) -> list[Measurement]:
         kernels.append(k.kernels)
         return out
 
+    @lt.jit
+    def embed(token_ids: lt.Tensor, attention_mask: lt.Tensor) -> lt.Tensor:
+        with lt.no_grad():
+            return normalize_embeddings(mean_pool(model(token_ids, attention_mask), attention_mask))
+
     impls = [Impl(OURS, ours)]
+    jit_impls = [Impl(OURS, lambda: embed(oids, omask))]
     notes: dict[str, str] = {}
     if torch is not None:
         from safetensors.torch import load_file
@@ -124,6 +130,7 @@ def row_bert(cfg: Any) -> list[Measurement]:
                 return torch_embeddings(weights, config, tids, tmask)
 
         impls.append(Impl("torch", eager))
+        jit_impls.append(Impl("torch", eager))
         notes["torch"] = "eager, torch.nn.functional"
     flops = _forward_flops(config, batch, length)
     out = measure_case(row, case, impls, rounds=max(1, cfg.rounds // 3), warmup=cfg.warmup, work=flops,
@@ -131,6 +138,10 @@ def row_bert(cfg: Any) -> list[Measurement]:
     for m in out:
         if m.impl == OURS and kernels:
             m.note = f"{kernels[-1]} kernels/forward"
+    # the same forward under lt.jit (captured on its second call; the warm-up calls cover both)
+    out += measure_case(row, case + ", lt.jit", jit_impls, rounds=max(1, cfg.rounds // 3),
+                        warmup=cfg.warmup + 2, work=flops, work_unit="GFLOP/s", rtol=1e-4, atol=1e-4,
+                        notes=notes)
     return out
 
 

@@ -19,7 +19,7 @@ from bench import rows  # noqa: E402
 from bench.report import markdown_report, table  # noqa: E402
 from bench.timing import OURS, Impl, compare, measure_case  # noqa: E402
 
-NUMERIC_ROWS = ["elementwise", "sum", "softmax", "matmul", "conv2d", "mlp", "tiny", "triad", "fma"]
+NUMERIC_ROWS = ["elementwise", "sum", "softmax", "matmul", "conv2d", "mlp", "tiny", "triad", "fma", "bert", "gcn", "gat"]
 
 
 def tiny_config() -> rows.Config:

@@ -152,6 +152,20 @@ def test_minilm_fox_sentence_first_values(minilm_model, tokenizer):
     np.testing.assert_allclose(emb[2, :4], FOX_FIRST_VALUES, atol=1e-5)
 
 
+def test_minilm_forward_under_jit_matches_the_reference(minilm_model, torch_weights, tokenizer):
+    """lt.jit replays the captured encoder launches (third call on) on new batches of the same shape."""
+    @lt.jit
+    def embed(ids: lt.Tensor, mask: lt.Tensor) -> lt.Tensor:
+        with lt.no_grad():
+            return normalize_embeddings(mean_pool(minilm_model(ids, mask), mask))
+
+    batches = [tokenize(tokenizer, sentences) for sentences in BATCHES]
+    for ids, mask in batches + batches[:1]:
+        ours = embed(lt.tensor(ids), lt.tensor(mask)).numpy()
+        assert_embeddings_match(ours, torch_sentence_embeddings(torch_weights, minilm_model.config, ids, mask))
+    assert len(embed.replays) == 1
+
+
 # ---- a tiny random BERT: token types, pooler, loading errors ----
 
 TINY = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=4,
