@@ -12,9 +12,13 @@ from dataclasses import dataclass
 import numpy as np
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class DType:
-    """A scalar type. `kind` is 'b' (bool), 'i' (signed), 'u' (unsigned) or 'f' (floating)."""
+    """A scalar type. `kind` is 'b' (bool), 'i' (signed), 'u' (unsigned) or 'f' (floating).
+
+    Each dtype exists once (the module-level constants below), so equality and hashing are by
+    identity (C-level: every graph node's key hashes its dtype); copies and pickles give back the
+    same object."""
     name: str
     itemsize: int
     kind: str
@@ -22,6 +26,15 @@ class DType:
 
     def __repr__(self) -> str:
         return f"lazytensor.{self.name}"
+
+    def __reduce__(self) -> tuple:
+        return (by_name, (self.name,))
+
+    def __copy__(self) -> "DType":
+        return self
+
+    def __deepcopy__(self, memo: dict) -> "DType":
+        return self
 
     @property
     def is_float(self) -> bool:
@@ -76,6 +89,11 @@ float64 = DType("float64", 8, "f", "float64")
 ALL_DTYPES = (bool_, uint8, int8, int16, uint16, int32, uint32, int64, uint64,
               float16, bfloat16, float32, float64)
 BY_NAME = {d.name: d for d in ALL_DTYPES}
+
+
+def by_name(name: str) -> DType:
+    """The dtype called `name` (how pickles and copies find the one instance)."""
+    return BY_NAME[name]
 BY_NAME.update({"float": float32, "double": float64, "half": float16, "long": int64, "int": int32,
                 "short": int16, "bool": bool_})
 

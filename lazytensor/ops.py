@@ -66,6 +66,10 @@ class Op(Enum):
     REDUCE_LOOP = auto() #: srcs (body,); arg = (binary op, ranges): accumulate body over ranges
     CHECK_INDEX = auto() #: srcs (index,); arg = (size, what): index if 0 <= index < size else error
 
+    # members are singletons compared by identity: hash them by identity too (C-level, unlike
+    # Enum's hash of the member name; every graph node's key hashes its op)
+    __hash__ = object.__hash__
+
 
 UNARY = frozenset({Op.EXP2, Op.LOG2, Op.SIN, Op.SQRT, Op.RECIPROCAL, Op.NEG, Op.TRUNC, Op.CAST,
                    Op.BITCAST})
