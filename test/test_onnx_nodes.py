@@ -52,13 +52,17 @@ def _to_reference(value: Any) -> Any:
     return value
 
 
-def _to_numpy(value: Any) -> Any:
-    """Our output (Tensor, sequence of Tensors or None) as NumPy, bfloat16 as ml_dtypes.bfloat16."""
+def _to_numpy(value: Any, onnx_type: int | None = None) -> Any:
+    """Our output (Tensor, sequence of Tensors or None) as NumPy, bfloat16 as ml_dtypes.bfloat16; an
+    output declared float8/float4/int4/int2 (held in a wider dtype) as that ml_dtypes type."""
     import lazytensor as lt
+    from lazytensor.onnx.ops_lowprecision import is_narrow_code, to_numpy
     if value is None:
         return None
     if isinstance(value, list):
         return [_to_numpy(v) for v in value]
+    if is_narrow_code(onnx_type):
+        return to_numpy(value, onnx_type)
     arr = value.numpy()
     if value.dtype is lt.bfloat16:
         import ml_dtypes
@@ -77,7 +81,7 @@ def run_case(case: Any) -> None:
         outputs = model(**feeds)
         values = list(outputs.values())
         lt.realize(*[v for v in values if isinstance(v, lt.Tensor)])
-        got = [_to_numpy(v) for v in values]
+        got = [_to_numpy(v, model.output_types[name]) for name, v in outputs.items()]
         Runner.assert_similar_outputs([_to_reference(r) for r in ref_outputs], got,
                                       rtol=case.rtol, atol=case.atol)
 

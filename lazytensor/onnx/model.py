@@ -13,21 +13,25 @@ import numpy as np
 
 from lazytensor import dtypes
 from lazytensor.onnx import ops_all  # noqa: F401  (registers every op family)
-from lazytensor.onnx.loader import (GraphInfo, UnsupportedOnnx, onnx_dtype, opset_versions, parse_graph,
-                                    read_model)
+from lazytensor.onnx.loader import (ONNX_DTYPE_NAMES, GraphInfo, UnsupportedOnnx, onnx_dtype, opset_versions,
+                                    parse_graph, read_model)
 from lazytensor.onnx.ops import OpContext, Value, find_handler
+from lazytensor.onnx.ops_lowprecision import HOLDERS, NARROW_AWARE_OPS, Narrow, from_numpy, widen
 from lazytensor.tensor import Device, Tensor
 
 
 def to_tensor(value: Any, device: str) -> Value:
     """A model value from user/initializer data: Tensor, list (sequence) or None pass through."""
-    if value is None or isinstance(value, Tensor):
+    if value is None or isinstance(value, (Tensor, Narrow)):
         return value
     if isinstance(value, list):
         return [to_tensor(v, device) for v in value]
     arr = np.asarray(value)
     if arr.dtype == object or arr.dtype.kind in "SU":
         raise UnsupportedOnnx("string tensors are not supported by lazytensor")
+    narrow = from_numpy(arr, device)      # float8 / float4 / int4 / int2 (ml_dtypes arrays)
+    if narrow is not None:
+        return narrow
     if arr.dtype.name == "bfloat16":
         return Tensor(arr.astype(np.float32), dtype=dtypes.bfloat16, device=device)
     if arr.dtype.kind == "V" or arr.dtype.name not in dtypes.BY_NAME and arr.dtype.kind != "b":
@@ -47,6 +51,8 @@ class OnnxModel:
         init_names = set(self.graph.initializers) | set(self.graph.sparse_initializers)
         self.input_names = [v.name for v in self.graph.inputs if v.name not in init_names]
         self.output_names = [v.name for v in self.graph.outputs]
+        # declared ONNX element type per output; float8/int4-like outputs come back in a wider holder dtype
+        self.output_types = {v.name: v.elem_type for v in self.graph.outputs}
 
     def __repr__(self) -> str:
         return (f"OnnxModel(inputs={self.input_names}, outputs={self.output_names}, "
@@ -74,7 +80,7 @@ class OnnxModel:
             if info.name in feeds:
                 env[info.name] = self._check_input(info, to_tensor(feeds[info.name], self.device))
         outputs = self.run_graph(self.graph, env)
-        return dict(zip(self.output_names, outputs))
+        return dict(zip(self.output_names, [widen(v) for v in outputs]))
 
     def example_inputs(self, seed: int = 0, dims: Mapping[str, int] | None = None,
                        values: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
@@ -104,6 +110,8 @@ class OnnxModel:
         return out
 
     def _check_input(self, info: Any, value: Value) -> Value:
+        if isinstance(value, Narrow) or isinstance(value, Tensor) and info.elem_type in HOLDERS:
+            return self._check_narrow_input(info, value)
         if isinstance(value, Tensor) and info.elem_type:
             want = onnx_dtype(info.elem_type, f"input {info.name!r}")
             if value.dtype is not want:
@@ -115,6 +123,20 @@ class OnnxModel:
                                                          for d, s in zip(info.shape, value.shape)):
                     raise ValueError(f"onnx model input {info.name!r} expects shape {list(info.shape)}, "
                                      f"got {list(value.shape)}")
+        return value
+
+    def _check_narrow_input(self, info: Any, value: Value) -> Narrow:
+        """An input of a float8/float4/int4/int2 type: an ml_dtypes array, or a Tensor of the holder dtype."""
+        code = info.elem_type
+        if isinstance(value, Tensor):
+            if value.dtype is not HOLDERS[code]:
+                raise TypeError(f"onnx model input {info.name!r} has ONNX type {ONNX_DTYPE_NAMES[code]}: pass an "
+                                f"ml_dtypes array or a {HOLDERS[code].name} Tensor of its values, "
+                                f"got {value.dtype.name}")
+            return Narrow(value, code)
+        if code and value.code != code:
+            raise TypeError(f"onnx model input {info.name!r} must have ONNX type {ONNX_DTYPE_NAMES[code]}, "
+                            f"got {value.type_name}")
         return value
 
     def run_graph(self, graph: GraphInfo, scope: Mapping[str, Value], inputs: list[Value] | None = None
@@ -141,6 +163,8 @@ class OnnxModel:
                     raise KeyError(f"ONNX op {ctx.where()}: input {name!r} is not produced by any earlier "
                                    f"node, initializer or graph input")
             handler = find_handler(node, opset)
+            if node.op_type not in NARROW_AWARE_OPS:
+                args = [widen(a) for a in args]
             results = handler(ctx, args)
             if not isinstance(results, tuple):     # a tuple lists several outputs; a list is a sequence value
                 results = (results,)

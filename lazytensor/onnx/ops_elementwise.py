@@ -206,14 +206,7 @@ def where(ctx: OpContext, args: list[Value]) -> Value:
     return lt_where(cond, a, b)
 
 
-@register("Cast")
-def cast(ctx: OpContext, args: list[Value]) -> Value:
-    return args[0].cast(ctx.dtype_attr("to"))
-
-
-@register("CastLike")
-def cast_like(ctx: OpContext, args: list[Value]) -> Value:
-    return args[0].cast(args[1].dtype)
+# Cast and CastLike live in ops_lowprecision.py (they also produce the narrow float8/int4 types)
 
 
 _ = dtypes

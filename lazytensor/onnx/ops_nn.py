@@ -100,7 +100,9 @@ def conv_transpose(ctx: OpContext, args: list[Value]) -> Value:
         pairs = []
         for full, target in zip(full_sizes, targets):
             total = full - target
-            if auto == "SAME_UPPER" or (auto != "SAME_LOWER" and output_shape):
+            if total < 0:          # output_shape larger than the full result: zeros appended at the end
+                pairs.append((0, total))
+            elif auto == "SAME_UPPER" or (auto != "SAME_LOWER" and output_shape):
                 pairs.append((total // 2, total - total // 2))
             else:
                 pairs.append((total - total // 2, total // 2))

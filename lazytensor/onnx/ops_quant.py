@@ -1,10 +1,13 @@
-"""Quantization ONNX ops (8/16-bit integer types): QuantizeLinear, DequantizeLinear,
-DynamicQuantizeLinear, MatMulInteger, QLinearMatMul, ConvInteger, QLinearConv."""
+"""Quantization ONNX ops: QuantizeLinear, DequantizeLinear (8/16-bit integers, and the narrow
+float8/float4/int4/int2 types of ops_lowprecision), DynamicQuantizeLinear, MatMulInteger,
+QLinearMatMul, ConvInteger, QLinearConv."""
 from __future__ import annotations
 
 from lazytensor import dtypes
 from lazytensor.dtypes import DType
 from lazytensor.onnx.ops import OpContext, Value, normalize_axis, register
+from lazytensor.onnx.ops_lowprecision import (FLOAT_FORMATS, INT_FORMATS, Narrow, int_format_range, onnx_code,
+                                              round_to_float_format, widen)
 from lazytensor.onnx.ops_nn import conv
 from lazytensor.tensor import Tensor
 
@@ -33,19 +36,39 @@ def quantize(ctx: OpContext, x: Tensor, scale: Tensor, zero: Tensor | None, dt: 
     return _saturate(ctx, y, dt)
 
 
+def quantize_narrow(ctx: OpContext, x: Tensor, scale: Tensor, zero: Tensor | None, code: int) -> Narrow:
+    """QuantizeLinear to a float8/float4 type (x/scale + zero, rounded to the format per `saturate`)
+    or a 4/2-bit integer type (round half to even, + zero, clamp to the type's range)."""
+    y = x.cast(dtypes.float32) / _per_axis(ctx, scale, x).cast(dtypes.float32)
+    if code in INT_FORMATS:
+        y = y.round()
+    if zero is not None:
+        y = y + _per_axis(ctx, zero, x).cast(dtypes.float32)
+    if code in FLOAT_FORMATS:
+        return Narrow(round_to_float_format(y, code, bool(ctx.attr("saturate", 1))), code)
+    if code in INT_FORMATS:
+        lo, hi = int_format_range(code)
+        return Narrow(y.clamp(lo, hi).cast(dtypes.int8 if lo < 0 else dtypes.uint8), code)
+    raise ctx.unsupported(f"quantizing to ONNX element type {code}")
+
+
 @register("QuantizeLinear")
 def quantize_linear(ctx: OpContext, args: list[Value]) -> Value:
-    x, scale = args[0], args[1]
-    zero = args[2] if len(args) > 2 else None
+    x, scale = widen(args[0]), widen(args[1])
+    zero_value = args[2] if len(args) > 2 else None
+    zero = widen(zero_value)
     if ctx.attr("output_dtype"):
-        dt = ctx.dtype_attr("output_dtype")
+        code = int(ctx.attr("output_dtype"))
     else:
-        dt = zero.dtype if zero is not None else dtypes.uint8
-    return quantize(ctx, x, scale, zero, dt)
+        code = onnx_code(zero_value) if zero_value is not None else 2     # UINT8
+    if code in FLOAT_FORMATS or code in INT_FORMATS:
+        return quantize_narrow(ctx, x, scale, zero, code)
+    return quantize(ctx, x, scale, zero, ctx.dtype_attr("output_dtype", code))
 
 
 @register("DequantizeLinear")
 def dequantize_linear(ctx: OpContext, args: list[Value]) -> Value:
+    args = [widen(a) for a in args]
     x, scale = args[0], args[1]
     zero = args[2] if len(args) > 2 else None
     out_dt = ctx.dtype_attr("output_dtype") if ctx.attr("output_dtype") else scale.dtype
