@@ -8,6 +8,7 @@ lowers its index tensors first and reads its source at the (checked) result.
 from __future__ import annotations
 
 import math
+from typing import Generator
 
 from lazytensor import dtypes
 from lazytensor import symbolic as sym
@@ -17,6 +18,9 @@ from lazytensor.indexing import Index, flat_index, source_index
 from lazytensor.ops import ELEMENTWISE, MOVEMENT, Op
 
 from lazytensor.codegen.kernel import BufferSlot, Loop, LoopKernel, LoopNest, Store
+
+
+Request = tuple[Node, Index, "Node | None"]   # (node, index, gate) whose scalar value is wanted
 
 
 def scalar(op: Op, dtype: DType, srcs: tuple[Node, ...], arg: object = None) -> Node:
@@ -43,15 +47,35 @@ class Lowerer:
         return sym.loop_var(name, size)
 
     def value(self, node: Node, idx: Index, gate: Node | None) -> Node:
-        """The scalar value of `node` at multi-index `idx` (loads guarded by `gate`)."""
-        key = (node, idx, gate)
-        found = self.memo.get(key)
-        if found is None:
-            found = self._lower(node, idx, gate)
-            self.memo[key] = found
-        return found
+        """The scalar value of `node` at multi-index `idx` (loads guarded by `gate`).
 
-    def _lower(self, node: Node, idx: Index, gate: Node | None) -> Node:
+        Deep graphs (a cat of 1000 parts is a 1000-deep chain) must not hit Python's recursion
+        limit, so this drives the _lower generators with an explicit stack: each one yields the
+        (node, idx, gate) values it needs and receives them back, and returns its own value.
+        """
+        root = (node, idx, gate)
+        found = self.memo.get(root)
+        if found is not None:
+            return found
+        stack: list[tuple[tuple, Generator[Request, Node, Node]]] = [(root, self._lower(node, idx, gate))]
+        reply: Node | None = None
+        while stack:
+            key, gen = stack[-1]
+            try:
+                request = gen.send(reply)   # type: ignore[arg-type]  # None primes a new generator
+            except StopIteration as done:
+                stack.pop()
+                self.memo[key] = done.value
+                reply = done.value
+                continue
+            reply = self.memo.get(request)
+            if reply is None:
+                stack.append((request, self._lower(*request)))
+        assert reply is not None
+        return reply
+
+    def _lower(self, node: Node, idx: Index, gate: Node | None) -> Generator[Request, Node, Node]:
+        """Lower one node: yields (node, idx, gate) requests for the values it needs (see value)."""
         op = node.op
         if op is Op.DEFINE_BUF:
             offset = flat_index(idx, node.shape)
@@ -62,7 +86,10 @@ class Lowerer:
         if op is Op.IOTA:
             return cast(idx[0], node.dtype)
         if op in ELEMENTWISE:
-            srcs = tuple(self.value(s, idx, gate) for s in node.srcs)
+            srcs = []
+            for s in node.srcs:
+                srcs.append((yield (s, idx, gate)))
+            srcs = tuple(srcs)
             if op in (Op.IDIV, Op.MOD) and node.dtype.is_int:
                 self.checks_errors = True
                 if gate is not None and srcs[1].op is not Op.CONST:
@@ -75,7 +102,7 @@ class Lowerer:
             src_idx, valid = source_index(node, idx)
             if sym.is_false(valid):
                 return zero(node.dtype)
-            inner = self.value(node.srcs[0], src_idx, sym.logical_and(gate, valid))
+            inner = yield (node.srcs[0], src_idx, sym.logical_and(gate, valid))
             if valid is None:
                 return inner
             return scalar(Op.WHERE, node.dtype, (valid, inner, zero(node.dtype)))
@@ -86,13 +113,14 @@ class Lowerer:
             src_idx = list(idx)
             for a, r in zip(axes, ranges):
                 src_idx[a] = r
-            body = self.value(src, tuple(src_idx), gate)
+            body = yield (src, tuple(src_idx), gate)
             return scalar(Op.REDUCE_LOOP, node.dtype, (body,), (reduce_op, ranges))
         if op is Op.INDEX:
             src = node.srcs[0]
-            gathered = tuple(self.checked_index(self.value(i, idx, gate), size, gate)
-                             for i, size in zip(node.srcs[1:], src.shape))
-            return self.value(src, gathered, gate)
+            gathered = []
+            for i, size in zip(node.srcs[1:], src.shape):
+                gathered.append(self.checked_index((yield (i, idx, gate)), size, gate))
+            return (yield (src, tuple(gathered), gate))
         raise ValueError(f"cannot lower {op} inside a kernel")
 
     def checked_index(self, value: Node, size: int, gate: Node | None = None) -> Node:
@@ -169,16 +197,12 @@ def lower_kernel(ast: Node) -> LoopKernel:
         buffers.append(BufferSlot(slots[i].dtype, math.prod(slots[i].shape)))
     nests: list[LoopNest] = []
     if ast.op is Op.SCATTER:
-        base, src, idxs = ast.srcs[0], ast.srcs[1], ast.srcs[2:]
+        base, src = ast.srcs[0], ast.srcs[1]
         out_idx, loops = global_loops(ast.shape, "g")
         nests.append(LoopNest(loops, (Store(0, flat_index(out_idx, ast.shape),
                                             lowerer.value(base, out_idx, None)),)))
-        src_idx, src_loops = global_loops(src.shape, "s")
-        targets = tuple(lowerer.checked_index(lowerer.value(i, src_idx, None), size)
-                        for i, size in zip(idxs, ast.shape))
-        store = Store(0, flat_index(targets, ast.shape), lowerer.value(src, src_idx, None),
-                      reduce_op=ast.arg, replace_op=ast.arg is None)
-        nests.append(LoopNest(src_loops, (store,), serial_reason="scatter targets may collide"))
+        if math.prod(src.shape) > 0:   # an empty source scatters nothing: the copy of base is all
+            nests.append(_scatter_nest(lowerer, ast))
     else:
         out_idx, loops = global_loops(ast.shape, "g")
         nests.append(LoopNest(loops, (Store(0, flat_index(out_idx, ast.shape),
@@ -186,6 +210,17 @@ def lower_kernel(ast: Node) -> LoopKernel:
     has_reduce = any(n.op is Op.REDUCE for n in _all_nodes(ast))
     return LoopKernel(kernel_name(ast, has_reduce), tuple(buffers), tuple(nests),
                       lowerer.checks_errors)
+
+
+def _scatter_nest(lowerer: Lowerer, ast: Node) -> LoopNest:
+    """The serial loop over a scatter's source that adds (or writes) each element at its target."""
+    src, idxs = ast.srcs[1], ast.srcs[2:]
+    src_idx, src_loops = global_loops(src.shape, "s")
+    targets = tuple(lowerer.checked_index(lowerer.value(i, src_idx, None), size)
+                    for i, size in zip(idxs, ast.shape))
+    store = Store(0, flat_index(targets, ast.shape), lowerer.value(src, src_idx, None),
+                  reduce_op=ast.arg, replace_op=ast.arg is None)
+    return LoopNest(src_loops, (store,), serial_reason="scatter targets may collide")
 
 
 def _all_nodes(ast: Node) -> list[Node]:

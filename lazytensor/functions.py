@@ -57,16 +57,18 @@ def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
         if t.device != ref.device:
             raise RuntimeError(f"cat: all tensors must be on the same device, got {ref.device} and {t.device}")
     total = sum(t.shape[axis] for t in nonempty)
-    out = None
+    parts = []
     start = 0
     for t in nonempty:
         pads = [(0, 0)] * ref.ndim
         pads[axis] = (start, total - start - t.shape[axis])
-        part = t.cast(out_dtype)._pad_zeros(pads)
+        parts.append(t.cast(out_dtype)._pad_zeros(pads))
         start += t.shape[axis]
-        out = part if out is None else (out | part if out_dtype.is_bool else out + part)
-    assert out is not None
-    return out
+    # combine pairwise (a balanced tree): the graph of a cat of k parts is log2(k) deep, not k
+    while len(parts) > 1:
+        pairs = [(a | b if out_dtype.is_bool else a + b) for a, b in zip(parts[0::2], parts[1::2])]
+        parts = pairs + parts[len(pairs) * 2:]
+    return parts[0]
 
 
 concat = cat

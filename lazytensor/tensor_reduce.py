@@ -246,22 +246,66 @@ class ReduceMixin:
         shifted = x - x.amax(dim, keepdim=True)
         return shifted - shifted.exp().sum(dim, keepdim=True).log()
 
+    _SCAN_BLOCK = 128   # scans up to this long use one masked reduce; longer ones are blocked
+
     def _scan(self: "Tensor", dim: int, op: Op, name: str) -> "Tensor":
-        """Inclusive scan along dim: out[..., i] = reduce(x[..., :i+1]) (a masked O(n²) reduce)."""
+        """Inclusive scan along dim: out[..., i] = reduce(x[..., :i+1]) for op ADD (cumsum) or MUL.
+
+        Built from primitives (so it stays lazy and autograd differentiates it): see _scan_last.
+        """
         axis = self._axis(dim, name)
         if self.ndim == 0:
             return self
-        n = self.shape[axis]
-        x = self.movedim(axis, -1)
+        out = self.movedim(axis, -1)._scan_last(op, name)
+        return out.movedim(-1, axis)
+
+    def _scan_last(self: "Tensor", op: Op, name: str) -> "Tensor":
+        """Inclusive scan over the last axis with O(n·B) work, B = _SCAN_BLOCK (a blocked scan).
+
+        The axis is padded with the identity to k blocks of B; each block is scanned by a masked
+        B×B reduce, the k block totals are scanned recursively (log_B(n) levels), and each block
+        then combines with the total of all blocks before it.
+        """
+        n = self.shape[-1]
+        block = self._SCAN_BLOCK
+        identity = 0 if op is Op.ADD else 1
+        if n <= block:
+            return self._masked_scan_last(op, name)
+        lead = tuple(self.shape[:-1])
+        k = -(-n // block)
+        padded = self._pad_value([(0, 0)] * len(lead) + [(0, k * block - n)], identity)
+        # stored once: the padded view fused into the block reduce reads through a bounds guard on
+        # every element, and GCC 12 -march=native miscompiles that loop for int64 (see the report)
+        padded = padded.contiguous()
+        within = padded.reshape(lead + (k, block))._masked_scan_last(op, name)   # (..., k, B)
+        totals = within.narrow(-1, block - 1, 1).reshape(lead + (k,))            # (..., k)
+        before = totals._scan_last(op, name)._shift_right_last(identity)          # exclusive scan
+        combined = within + before.unsqueeze(-1) if op is Op.ADD else within * before.unsqueeze(-1)
+        return combined.reshape(lead + (k * block,)).narrow(-1, 0, n)
+
+    def _masked_scan_last(self: "Tensor", op: Op, name: str) -> "Tensor":
+        """Inclusive scan over the last axis as one masked n×n reduce: cheap only for small n."""
+        n = self.shape[-1]
         # (..., i, j): x[..., j] where j <= i
-        rows = x.unsqueeze(-2)._broadcast_to(tuple(x.shape[:-1]) + (n, n))
+        rows = self.unsqueeze(-2)._broadcast_to(tuple(self.shape[:-1]) + (n, n))
         i = self._new(g.reshape(g.iota(n, dtypes.int32), (n, 1)))
         j = self._new(g.reshape(g.iota(n, dtypes.int32), (1, n)))
-        keep = (j <= i)
         identity = 0 if op is Op.ADD else 1
-        masked = keep._where(rows, rows._const(identity, shape=()))
-        out = masked._reduce(op, -1, False, name)
-        return out.movedim(-1, axis)
+        masked = (j <= i)._where(rows, rows._const(identity, shape=()))
+        return masked._reduce(op, -1, False, name)
+
+    def _pad_value(self: "Tensor", pads: list[tuple[int, int]], value: float) -> "Tensor":
+        """Pad with a constant value (identity of a scan), built from a zero pad plus a mask."""
+        if value == 0:
+            return self._pad_zeros(pads)
+        inside = self._const(True, dtypes.bool_, tuple(self.shape))._pad_zeros(pads)
+        return inside._where(self._pad_zeros(pads), self._const(value, shape=()))
+
+    def _shift_right_last(self: "Tensor", fill: float) -> "Tensor":
+        """x[..., i-1] along the last axis with `fill` at i = 0 (turns an inclusive scan exclusive)."""
+        n = self.shape[-1]
+        pads = [(0, 0)] * (self.ndim - 1) + [(1, 0)]
+        return self._pad_value(pads, fill).narrow(-1, 0, n)
 
     def cumsum(self: "Tensor", dim: int, dtype: Any = None) -> "Tensor":
         x = self._accumulate_as(dtype)

@@ -423,3 +423,35 @@ def test_padded_lanes_do_not_raise():
     c = lt.tensor(np.array([1, 2, 3]))
     got = lt.cat([lt.tensor(np.array([5])), lt.tensor(np.array([4, 5, 6])) // c])
     assert_close(got, torch.tensor([5, 4, 2, 2]))
+
+
+# ---- empty indices: the gradient is a scatter of nothing, which must give zeros ----
+
+EMPTY_INDEX_OPS = [
+    ("index_select", lambda x, i: x.index_select(0, i)),
+    ("gather", lambda x, i: x.gather(0, i.reshape(0, 1).expand(0, 2))),
+    ("scatter_add", lambda x, i: x.scatter_add(0, i.reshape(0, 1).expand(0, 2), x[:0])),
+    ("index_add", lambda x, i: x.index_add(0, i, x[:0] * 2)),
+]
+
+
+@pytest.mark.parametrize("name,fn", EMPTY_INDEX_OPS, ids=[o[0] for o in EMPTY_INDEX_OPS])
+def test_empty_index_values_and_grads(name, fn):
+    a = random_array((4, 2), "float32", rng=np.random.default_rng(21))
+    x = lt.tensor(a, requires_grad=True)
+    t = torch.tensor(a, requires_grad=True)
+    got = fn(x, lt.tensor([], dtype=lt.int64))
+    want = fn(t, torch.tensor([], dtype=torch.int64))
+    assert_close(got, want.detach())
+    (got * 3).sum().backward()
+    (want * 3).sum().backward()
+    assert_close(x.grad, t.grad)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "int64"])
+def test_mask_indexing_100k(dtype):
+    a = random_array((100_000,), dtype, low=-50, high=50, rng=np.random.default_rng(22))
+    x, t = both(a)
+    assert_close(x[x > 0], t[t > 0])
+    assert_close(x.nonzero(), t.nonzero())
+    assert_close(x.masked_select(x < 3), t.masked_select(t < 3))

@@ -408,3 +408,24 @@ def test_reading_an_intermediate_keeps_its_gradient():
     hidden.numpy()                    # realizing a value must not cut it out of the graph
     hidden.sum().backward()
     np.testing.assert_allclose(w.grad.numpy(), [2.0, 8.0, 6.0])
+
+
+# ---- deep graphs: no Python recursion over the graph ----
+
+@pytest.mark.parametrize("count,dtype", [(1000, "float32"), (100, "bool")])
+def test_cat_of_many_tensors(count, dtype):
+    arrays = [random_array((1, 2), dtype, rng=np.random.default_rng(i)) for i in range(count)]
+    got = lt.cat([lt.tensor(a, dtype=dtype) for a in arrays])
+    want = torch.cat([torch.from_numpy(a).to(getattr(torch, dtype)) for a in arrays])
+    assert_close(got, want)
+
+
+def test_lowering_a_deep_graph_does_not_recurse():
+    from lazytensor.codegen.lower import lower_kernel
+    x = lt.tensor(np.arange(4, dtype=np.float32))
+    y = x
+    for _ in range(3000):   # one fused kernel whose expression is 6000 ops deep
+        y = y * 0.5 + x
+    items = [item for item in y.schedule() if item.kind == "kernel"]
+    kernel = lower_kernel(items[-1].ast)
+    assert len(kernel.nests) == 1 and len(kernel.nests[0].stores) == 1

@@ -277,6 +277,45 @@ def test_cumsum_long_and_dtype_arg():
     assert_close(lt.tensor(a).cumsum(1, dtype=lt.float64), torch.from_numpy(a).cumsum(1, dtype=torch.float64))
 
 
+# long scans take the blocked path (block 128, recursive over block totals): sizes around the
+# block edges and past one level of recursion, on either axis, both ops, values and gradients
+
+LONG_SCAN_CASES = [((129,), 0), ((128,), -1), ((3, 255), 1), ((257, 2), 0), ((2, 16385), -1),
+                   ((2, 3, 300), 2), ((300, 2, 3), 0), ((1, 20000), 1)]
+
+
+@pytest.mark.parametrize("shape,dim", LONG_SCAN_CASES, ids=_id)
+@pytest.mark.parametrize("op", ["cumsum", "cumprod"])
+def test_long_scans_match_torch(op, shape, dim):
+    rng = np.random.default_rng(11)
+    if op == "cumsum":
+        a = rng.standard_normal(shape)
+    else:   # near 1 so the product stays finite, with a zero in the middle
+        a = rng.uniform(0.99, 1.01, shape)
+        a.reshape(-1)[a.size // 2] = 0
+    w = rng.standard_normal(shape)
+    x = lt.tensor(a, requires_grad=True)
+    t = torch.tensor(a, requires_grad=True)
+    got, want = getattr(x, op)(dim), getattr(t, op)(dim)
+    (got * lt.tensor(w)).sum().backward()
+    (want * torch.from_numpy(w)).sum().backward()
+    assert_close(got, want.detach(), rtol=1e-9, atol=1e-9)
+    assert_close(x.grad, t.grad, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("dtype", ["bool", "int32", "int64", "float32"])
+def test_long_cumsum_dtypes_and_non_contiguous(dtype):
+    a = random_array((300, 7), dtype, low=-3, high=4, rng=np.random.default_rng(12))
+    for vname, view in non_contiguous_variants(a):
+        got, want = _run_both(lambda t: t.cumsum(0), a, dtype, view)
+        _compare(got, want, rtol=1e-5, atol=1e-4)
+
+
+def test_cumsum_int64_exact_at_100k():
+    a = np.random.default_rng(13).integers(-1000, 1000, 100_000).astype(np.int64)
+    np.testing.assert_array_equal(lt.tensor(a).cumsum(0).numpy(), np.cumsum(a))
+
+
 # ---- fusion ----
 
 def _kernels(t: lt.Tensor) -> int:
