@@ -23,7 +23,11 @@ POOL_MIN_BLOCK = 1 << 16    # freed blocks of at least this many bytes are kept 
 POOL_BYTES = 1 << 30        # ... up to this many bytes in all
 # -ffp-contract=off: no fused multiply-add contraction, so a*b+c rounds twice like PyTorch/NumPy
 # (FMA changed results by up to 100% where a*b and c cancel, and made them depend on fusion).
-BASE_FLAGS = ["-O2", "-march=native", "-fPIC", "-shared", "-fwrapv", "-fno-math-errno", "-ffp-contract=off"]
+# -fno-tree-loop-if-convert: GCC 12.2's loop vectorizer miscompiles if-converted guarded loads in
+# reduce loops (a padded, transposed int64 row sum read garbage; test_opt has the reproducer). Our
+# selects are rendered as bit blends, which need no if-conversion and still vectorize.
+BASE_FLAGS = ["-O2", "-march=native", "-fPIC", "-shared", "-fwrapv", "-fno-math-errno", "-ffp-contract=off",
+              "-fno-tree-loop-if-convert"]
 
 
 class CompileError(RuntimeError):

@@ -222,3 +222,15 @@ def test_split_reduce_lanes_applies_to_a_long_contiguous_row_sum():
     (item,) = lt.tensor(np.ones((4, 256), np.float32)).sum(1).schedule()
     kernel = split_reduce_lanes(lower_kernel(item.ast))
     assert any(note.startswith("split reduce") and "16 lanes" in note for note in kernel.notes)
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.float32])
+def test_guarded_loads_in_an_upcast_reduce_survive_the_c_compiler(dtype):
+    """GCC 12.2's loop vectorizer turned this kernel (a row sum over a padded, transposed input: 7
+    upcast lanes of guarded loads) into reads of garbage; runtime/cpu.py turns off loop if-conversion."""
+    from lazytensor.ops import Op
+    a = np.random.default_rng(0).integers(-3, 4, (129, 7)).astype(dtype)
+    want = np.pad(np.moveaxis(a, 0, -1), [(0, 0), (0, 127)]).reshape(7, 2, 128)
+    x = lt.tensor(a).movedim(0, -1)._pad_zeros([(0, 0), (0, 127)]).reshape(7, 2, 128)
+    total = x._masked_scan_last(Op.ADD, "cumsum").narrow(-1, 127, 1).reshape(7, 2)
+    np.testing.assert_array_equal(total.numpy(), want.sum(-1))
