@@ -87,6 +87,14 @@ def realize(*tensors: Tensor) -> None:
             t._set_realized(n)
 
 
+def __getattr__(name: str):
+    """`lt.onnx` is imported on first use: its op table costs ~60 ms, and most programs never load a model."""
+    if name == "onnx":
+        import importlib
+        return importlib.import_module("lazytensor.onnx")   # the import also binds lt.onnx
+    raise AttributeError(f"module 'lazytensor' has no attribute {name!r}")
+
+
 def _module_function(name: str):
     def fn(x: Tensor, *args, **kwargs):
         return getattr(x, name)(*args, **kwargs)
@@ -117,6 +125,5 @@ for _name in ("abs", "neg", "exp", "exp2", "expm1", "log", "log2", "log10", "log
 
 from lazytensor import optim  # noqa: E402  (lt.optim; imported last, it builds on the names above)
 from lazytensor import nn  # noqa: E402  (lt.nn, lt.nn.functional)
-from lazytensor import onnx  # noqa: E402  (lt.onnx.load; parsing models needs the `onnx` package)
 from lazytensor.profiler import Profiler  # noqa: E402  (with lt.Profiler() as p: ...)
 from lazytensor import viz  # noqa: E402  (lt.viz.show; VIZ=1 writes a page per new schedule)
