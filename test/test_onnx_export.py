@@ -60,6 +60,54 @@ CASES = [
 ]
 
 
+IMG = rng.standard_normal((2, 4, 7, 7)).astype(np.float32)
+WEIGHT = rng.standard_normal((6, 2, 3, 3)).astype(np.float32)
+BIAS = rng.standard_normal(6).astype(np.float32)
+ROWS = rng.standard_normal((2, 3, 8)).astype(np.float32)
+GAIN = rng.standard_normal(8).astype(np.float32)
+F = lt.nn.functional
+
+# (name, function, inputs, ONNX op it must become): nn layers recognized exactly as one standard op
+LAYER_CASES = [
+    ("conv_stride_pad_groups", lambda x, w, b: F.conv2d(x, w, b, stride=2, padding=1, groups=2),
+     (IMG, WEIGHT, BIAS), "Conv"),
+    ("conv_same_dilated", lambda x, w: F.conv2d(x, w[:, :, :2], padding="same", dilation=(1, 2), groups=2),
+     (IMG, WEIGHT), "Conv"),
+    ("conv_then_flatten", lambda x, w: F.conv2d(x, w, groups=2).flatten(1), (IMG, WEIGHT), "Conv"),
+    ("max_pool_padded", lambda x: F.max_pool2d(x, 3, 2, padding=1), (IMG,), "MaxPool"),
+    ("avg_pool", lambda x: F.avg_pool2d(x, 2), (IMG,), "AveragePool"),
+    ("avg_pool_exclude_pad", lambda x: F.avg_pool2d(x, 3, 2, padding=1, count_include_pad=False), (IMG,),
+     "AveragePool"),
+    ("layer_norm_affine", lambda x, w: F.layer_norm(x * 2, 8, w, w + 1, eps=1e-6), (ROWS, GAIN),
+     "LayerNormalization"),
+    ("layer_norm_plain", lambda x: F.layer_norm(x, (3, 8)), (ROWS,), "LayerNormalization"),
+]
+
+
+@pytest.mark.parametrize("name,fn,arrays,op", LAYER_CASES, ids=[c[0] for c in LAYER_CASES])
+def test_layers_export_as_standard_ops(name, fn, arrays, op):
+    model = lt.onnx.export(fn, arrays)
+    counts = op_counts(model)
+    assert counts[op] == 1 and not {"Gather", "ReduceSum", "ReduceMax", "Sqrt"} & set(counts)
+    np.testing.assert_allclose(run_onnxruntime(model, arrays), ours(fn, arrays), rtol=RTOL, atol=ATOL)
+
+
+# look-alikes that are not the layer: recognition must not fire, the primitives still reproduce them
+LOOKALIKE_CASES = [
+    ("window_sum_over_8", lambda x: x.unfold(2, 3, 1).unfold(3, 3, 1).sum((4, 5)) / 8),
+    ("window_max_plus_1", lambda x: x.unfold(2, 2, 2).unfold(3, 2, 2).amax((4, 5)) + 1),
+    ("norm_without_mean", lambda x: x * ((x * x).mean(-1, keepdim=True) + 1e-5).rsqrt()),
+]
+
+
+@pytest.mark.parametrize("name,fn", LOOKALIKE_CASES, ids=[c[0] for c in LOOKALIKE_CASES])
+def test_lookalikes_stay_primitive(name, fn):
+    arrays = (IMG,)
+    model = lt.onnx.export(fn, arrays)
+    assert not {"Conv", "AveragePool", "LayerNormalization"} & set(op_counts(model))
+    np.testing.assert_allclose(run_onnxruntime(model, arrays), ours(fn, arrays), rtol=RTOL, atol=ATOL)
+
+
 @pytest.mark.parametrize("name,fn,arrays", CASES, ids=[c[0] for c in CASES])
 def test_export_matches_onnxruntime(name, fn, arrays):
     model = lt.onnx.export(fn, arrays)
@@ -97,6 +145,10 @@ def test_model_round_trips(name, build, arrays, tmp_path):
     np.testing.assert_allclose(outputs["output"].numpy(), expected, rtol=RTOL, atol=ATOL)
     names = {init.name for init in proto.graph.initializer}
     assert set(model.state_dict()) <= names          # parameters keep their state_dict names
+    counts = op_counts(proto)
+    if name == "digits_cnn":                         # layers become standard ops, not window gathers
+        assert counts["Conv"] == 2 and counts["MaxPool"] == 1 and counts["Relu"] == 2
+        assert not {"Gather", "ReduceSum", "ReduceMax"} & set(counts)
 
 
 def test_mlp_uses_standard_ops():
@@ -118,6 +170,7 @@ def test_minilm_encoder_round_trips():
     assert [i.name for i in proto.graph.input] == ["input_ids", "attention_mask"]
     counts = op_counts(proto)
     assert counts["MatMul"] == 48 and counts["Softmax"] == 6 and counts["Gelu"] == 6
+    assert counts["LayerNormalization"] == 13 and "Sqrt" not in counts
     np.testing.assert_allclose(run_onnxruntime(proto, (ids, mask)), expected, rtol=RTOL, atol=ATOL)
     reloaded = lt.onnx.load(proto.SerializeToString())(input_ids=ids, attention_mask=mask)
     np.testing.assert_allclose(reloaded["output"].numpy(), expected, rtol=RTOL, atol=ATOL)

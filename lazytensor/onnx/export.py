@@ -10,7 +10,11 @@ the model. Export then walks that graph (explicit stacks, no recursion) and writ
    graph is hash-consed, so `x.exp().node is node` proves the node is exp(x);
 3. everything else is written primitive by primitive (ADD → Add, REDUCE → ReduceSum/ReduceMax/
    ReduceProd, RESHAPE → Reshape, PERMUTE → Transpose, WINDOW → Gather + Transpose, ...).
-   Convolution and pooling stay primitive-level (sliding-window Gather, Mul, ReduceSum/ReduceMax).
+   nn layers (conv2d, max_pool2d, avg_pool2d, layer_norm) are found the same way: their parameters
+   are read off the graph (window sizes/steps, pads, weight shapes, eps), then nn.functional rebuilds
+   the layer on the candidate inputs and only an identical node counts (Conv, MaxPool, AveragePool,
+   LayerNormalization); anything else (ceil_mode, divisor_override, ...) stays primitive-level
+   (sliding-window Gather, Mul, ReduceSum/ReduceMax).
 
 Inputs become graph inputs with the example inputs' shapes and dtypes; every other buffer the
 outputs depend on (parameters, captured tensors) becomes an initializer. Only the `onnx` package
@@ -181,6 +185,297 @@ def match_matmul(node: Node) -> MatMulMatch | None:
     return None
 
 
+# ---- recognizers for nn layers: convolution, pooling, layer norm ------------------------------
+
+
+@dataclass
+class LayerMatch:
+    """A node proven to be an nn layer: ONNX `onnx_op` over `inputs` (None = an optional input left out,
+    except a LayerNormalization scale, which ONNX requires: `ones_scale` gives its shape then)."""
+    onnx_op: str
+    inputs: tuple[Node | None, ...]
+    attrs: dict[str, Any]
+    since: int = BASE_OPSET
+    ones_scale: tuple[int, ...] | None = None
+    reshape_to: tuple[int, ...] | None = None
+
+
+def _strip_above(root: Node, leaves: Sequence[Node]) -> Node:
+    """root's graph without identity ops, not walking into leaves (already identity-free)."""
+    stops = {id(leaf) for leaf in leaves}
+    mapping: dict[int, Node] = {}
+    for node in toposort([root], stop=lambda n: id(n) in stops):
+        if id(node) in stops:
+            mapping[id(node)] = node
+        elif node.op in IDENTITY_OPS:
+            mapping[id(node)] = mapping[id(node.srcs[0])]
+        else:
+            mapping[id(node)] = g.rebuild(node, tuple(mapping[id(s)] for s in node.srcs))
+    return mapping[id(root)]
+
+
+def _rebuilds(node: Node, build: Callable[[], Tensor], leaves: Sequence[Node]) -> bool:
+    """True when build() (run on tensors of `leaves`) reproduces exactly node; a build that raises is no match."""
+    with _recording_without_detach():
+        try:
+            built = build().node
+        except (RuntimeError, ValueError, TypeError):
+            return False
+    return built is node or _strip_above(built, leaves) is node
+
+
+def _unbroadcast(node: Node) -> Node:
+    """The tensor under EXPAND and RESHAPE views (how a parameter is broadcast against an activation)."""
+    if node.op is Op.EXPAND:
+        node = node.srcs[0]
+    if node.op is Op.RESHAPE:
+        node = node.srcs[0]
+    return node
+
+
+def _window_pair(node: Node, limit: int) -> tuple[Node, Node] | None:
+    """The nearest (outer, inner) WINDOW pair below node that slides over dims 2 and 3 of a 4-D tensor."""
+    frontier, seen = [node], {id(node)}
+    while frontier and len(seen) < limit:
+        nxt = []
+        for cur in frontier:
+            if cur.op is Op.WINDOW and cur.arg[0] == 3 and cur.srcs[0].op is Op.WINDOW \
+                    and cur.srcs[0].arg[0] == 2 and len(cur.srcs[0].srcs[0].shape) == 4:
+                return cur, cur.srcs[0]
+            for src in cur.srcs:
+                if id(src) not in seen:
+                    seen.add(id(src))
+                    nxt.append(src)
+        frontier = nxt
+    return None
+
+
+def _window_geometry(outer: Node, inner: Node) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+    """(kernel, stride, dilation) of a WINDOW pair over dims 2, 3."""
+    (_, k0, s0, d0), (_, k1, s1, d1) = inner.arg, outer.arg
+    return (k0, k1), (s0, s1), (d0, d1)
+
+
+def _conv_attrs(kernel, stride, dilation, pads: Sequence[tuple[int, int]], groups: int) -> dict[str, Any]:
+    return {"kernel_shape": list(kernel), "strides": list(stride), "dilations": list(dilation),
+            "pads": [b for b, _ in pads] + [a for _, a in pads], "group": groups}
+
+
+class LayerRecognizer:
+    """Finds conv2d / max_pool2d / avg_pool2d / layer_norm results by rebuilding them with nn.functional."""
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+
+    def tensor(self, node: Node, requires_grad: bool = False) -> Tensor:
+        return Tensor._from_node(node, self.device, requires_grad=requires_grad)
+
+    def match(self, node: Node) -> LayerMatch | None:
+        if not node.dtype.is_float or not node.shape:
+            return None
+        if node.op is Op.RESHAPE and len(node.shape) != 4 and node.srcs[0].op is Op.REDUCE:
+            return self.reshaped_layer(node)
+        if len(node.shape) == 4 and node.op in (Op.ADD, Op.RESHAPE):
+            found = self.conv2d(node)
+            if found is None and node.op is Op.RESHAPE:
+                found = self.max_pool2d(node)
+            if found is not None:
+                return found
+        if len(node.shape) == 4 and node.op is Op.FDIV:
+            found = self.avg_pool2d(node)
+            if found is not None:
+                return found
+        if node.op in (Op.ADD, Op.MUL):
+            return self.layer_norm(node)
+        return None
+
+    def reshaped_layer(self, node: Node) -> LayerMatch | None:
+        """A conv/max-pool whose 4-D output was reshaped again (e.g. flatten(1)): reshapes merge, so the
+        layer's own output node exists only as the 4-D reshape of the same REDUCE, which we build here."""
+        reduced = node.srcs[0]
+        shapes = []
+        if len(reduced.shape) == 6 and reduced.shape[4:] == (1, 1):           # pooling: (N, C, OH, OW, 1, 1)
+            shapes.append(tuple(reduced.shape[:4]))
+        if len(reduced.shape) == 8 and reduced.shape[5:] == (1, 1, 1):        # conv: (N, G, C/G, OH, OW, 1, 1, 1)
+            n, groups, per_group, oh, ow = reduced.shape[:5]
+            shapes.append((n, groups * per_group, oh, ow))
+        for shape in shapes:
+            layer_out = g.movement(Op.RESHAPE, reduced, shape)
+            found = self.conv2d(layer_out) or self.max_pool2d(layer_out)
+            if found is not None:
+                found.reshape_to = tuple(node.shape)
+                return found
+        return None
+
+    # -- convolution: RESHAPE(REDUCE(MUL(windows of padded x, weight))) [+ bias] --
+    def conv2d(self, node: Node) -> LayerMatch | None:
+        from lazytensor.nn import functional as F
+        options = [(node, None)]
+        if node.op is Op.ADD:
+            options = [(node.srcs[i], _unbroadcast(node.srcs[1 - i])) for i in (0, 1)]
+        for core, bias in options:
+            if core.op is not Op.RESHAPE or core.srcs[0].op is not Op.REDUCE:
+                continue
+            prod = core.srcs[0].srcs[0]
+            if prod.op is not Op.MUL or (bias is not None and bias.shape != (node.shape[1],)):
+                continue
+            pair = _window_pair(prod, limit=12)
+            if pair is None:
+                continue
+            kernel, stride, dilation = _window_geometry(*pair)
+            weights = [_unbroadcast(s) for s in prod.srcs if len(_unbroadcast(s).shape) == 4]
+            weights = [w for w in weights if tuple(w.shape[2:]) == kernel]
+            padded = pair[1].srcs[0]
+            inputs: list[tuple[Node, Any, list[tuple[int, int]]]] = [(padded, 0, [(0, 0), (0, 0)])]
+            if padded.op is Op.PAD:
+                pairs = list(padded.arg[2:])
+                if all(b == a for b, a in pairs):
+                    inputs.insert(0, (padded.srcs[0], tuple(b for b, _ in pairs), pairs))
+                else:
+                    inputs.insert(0, (padded.srcs[0], "same", pairs))
+            for weight in weights:
+                groups = padded.shape[1] // weight.shape[1] if weight.shape[1] else 0
+                for x, padding, pads in inputs:
+                    leaves = [n for n in (x, weight, bias) if n is not None]
+                    def build(x=x, weight=weight, padding=padding, groups=groups) -> Tensor:
+                        b = None if bias is None else self.tensor(bias)
+                        return F.conv2d(self.tensor(x), self.tensor(weight), b, stride, padding, dilation, groups)
+                    if _rebuilds(node, build, leaves):
+                        return LayerMatch("Conv", (x, weight, bias),
+                                          _conv_attrs(kernel, stride, dilation, pads, groups))
+        return None
+
+    def _pool_inputs(self, node: Node, limit: int) -> tuple[Any, list[Node]] | None:
+        """((kernel, stride, dilation, outs), candidate inputs, deepest first) of the pooling windows below node."""
+        pair = _window_pair(node, limit)
+        if pair is None:
+            return None
+        kernel, stride, dilation = _window_geometry(*pair)
+        padded = pair[1].srcs[0]
+        candidates, frontier, seen = [], [padded], {id(padded)}
+        while frontier and len(seen) < 8:
+            cur = frontier.pop(0)
+            if len(cur.shape) == 4 and cur.dtype == node.dtype and cur.shape[:2] == padded.shape[:2] \
+                    and cur.op is not Op.CONST:
+                candidates.append(cur)
+            for src in cur.srcs:
+                if id(src) not in seen:
+                    seen.add(id(src))
+                    frontier.append(src)
+        outs = (pair[0].shape[2], pair[0].shape[3])
+        return (kernel, stride, dilation, outs), candidates[::-1]
+
+    def _pool_matches(self, node: Node, limit: int, max_pad: Callable[[int, int], int],
+                      build: Callable[[Node, tuple[int, int], tuple, tuple, tuple, Any], Tensor],
+                      variants: Sequence[Any]) -> tuple[Node, tuple, tuple, tuple, tuple, Any] | None:
+        found = self._pool_inputs(node, limit)
+        if found is None:
+            return None
+        (kernel, stride, dilation, outs), candidates = found
+        for x in candidates:
+            pad_options = []
+            for axis in range(2):
+                size, k, s, d = x.shape[2 + axis], kernel[axis], stride[axis], dilation[axis]
+                pad_options.append([p for p in range(max_pad(k, d) + 1)
+                                    if (size + 2 * p - d * (k - 1) - 1) // s + 1 == outs[axis]])
+            for p0 in pad_options[0]:
+                for p1 in pad_options[1]:
+                    for variant in variants:
+                        def rebuild(x=x, p0=p0, p1=p1, variant=variant) -> Tensor:
+                            return build(x, (p0, p1), kernel, stride, dilation, variant)
+                        if _rebuilds(node, rebuild, [x]):
+                            return x, (p0, p1), kernel, stride, dilation, variant
+        return None
+
+    def max_pool2d(self, node: Node) -> LayerMatch | None:
+        from lazytensor.nn import functional as F
+        if node.srcs[0].op is not Op.REDUCE:
+            return None
+        def build(x, pads, kernel, stride, dilation, requires_grad) -> Tensor:
+            return F.max_pool2d(self.tensor(x, requires_grad), kernel, stride, pads, dilation)
+        found = self._pool_matches(node, 48, lambda k, d: (d * (k - 1) + 1) // 2, build, (False, True))
+        if found is None:
+            return None
+        x, pads, kernel, stride, dilation, _ = found
+        attrs = _conv_attrs(kernel, stride, dilation, [(p, p) for p in pads], 1)
+        del attrs["group"]
+        return LayerMatch("MaxPool", (x,), attrs)
+
+    def avg_pool2d(self, node: Node) -> LayerMatch | None:
+        from lazytensor.nn import functional as F
+        def build(x, pads, kernel, stride, dilation, include_pad) -> Tensor:
+            return F.avg_pool2d(self.tensor(x), kernel, stride, pads, count_include_pad=include_pad)
+        found = self._pool_matches(node, 24, lambda k, d: k // 2, build, (True, False))
+        if found is None:
+            return None
+        x, pads, kernel, stride, dilation, include_pad = found
+        if dilation != (1, 1):
+            return None
+        attrs = _conv_attrs(kernel, stride, dilation, [(p, p) for p in pads], 1)
+        del attrs["group"], attrs["dilations"]
+        attrs["count_include_pad"] = int(include_pad)
+        return LayerMatch("AveragePool", (x,), attrs)
+
+    # -- layer norm: centered · rsqrt(mean(centered²) + eps) [· weight] [+ bias] --
+    def layer_norm(self, node: Node) -> LayerMatch | None:
+        from lazytensor.nn import functional as F
+        options: list[tuple[Node, Node | None, Node | None]] = [(node, None, None)]
+        if node.op is Op.ADD:
+            for i in (0, 1):
+                inner, bias = node.srcs[i], _unbroadcast(node.srcs[1 - i])
+                options.append((inner, None, bias))
+                if inner.op is Op.MUL:
+                    options += [(inner.srcs[j], _unbroadcast(inner.srcs[1 - j]), bias) for j in (0, 1)]
+        elif node.op is Op.MUL:
+            options += [(node.srcs[j], _unbroadcast(node.srcs[1 - j]), None) for j in (0, 1)]
+        for core, weight, bias in options:
+            parts = self._layer_norm_core(core)
+            if parts is None:
+                continue
+            x, axes, eps = parts
+            shape = tuple(x.shape[a] for a in axes)
+            if any(p is not None and tuple(p.shape) != shape for p in (weight, bias)):
+                continue
+            def build(x=x, weight=weight, bias=bias, eps=eps, shape=shape) -> Tensor:
+                w = None if weight is None else self.tensor(weight)
+                b = None if bias is None else self.tensor(bias)
+                return F.layer_norm(self.tensor(x), shape, w, b, eps)
+            leaves = [n for n in (x, weight, bias) if n is not None]
+            if _rebuilds(node, build, leaves):
+                return LayerMatch("LayerNormalization", (x, weight, bias),
+                                  {"axis": axes[0] - len(x.shape), "epsilon": float(eps)}, since=17,
+                                  ones_scale=shape if weight is None else None)
+        return None
+
+    @staticmethod
+    def _layer_norm_core(core: Node) -> tuple[Node, tuple[int, ...], float] | None:
+        """(x, normalized axes, eps) when core looks like MUL(x - mean, EXPAND(RECIPROCAL(SQRT(var + eps))))."""
+        if core.op is not Op.MUL:
+            return None
+        for i in (0, 1):
+            centered, scale = core.srcs[i], core.srcs[1 - i]
+            if scale.op is Op.EXPAND:
+                scale = scale.srcs[0]
+            if scale.op is not Op.RECIPROCAL or scale.srcs[0].op is not Op.SQRT:
+                continue
+            shifted = scale.srcs[0].srcs[0]
+            if shifted.op is not Op.ADD or centered.op is not Op.ADD:
+                continue
+            consts = [s for s in shifted.srcs if s.op is Op.CONST]
+            mean_like = [s for s in shifted.srcs if s.op is not Op.CONST]
+            if len(consts) != 1 or len(mean_like) != 1:
+                continue
+            reduce = mean_like[0].srcs[0] if mean_like[0].srcs else None
+            if reduce is None or reduce.op is not Op.REDUCE:
+                continue
+            axes = tuple(reduce.arg[1])
+            rank = len(core.shape)
+            if axes != tuple(range(rank - len(axes), rank)):
+                continue
+            return centered.srcs[0], axes, consts[0].arg
+        return None
+
+
 # ---- the ONNX graph builder -------------------------------------------------------------------
 
 
@@ -219,6 +514,7 @@ class GraphWriter:
         self.opset = BASE_OPSET
         self.counter = 0
         self.recognizer = Recognizer(device)
+        self.layers = LayerRecognizer(device)
         self.lowered: dict[Node, tuple[str, Any, tuple[Node, ...]]] = {}
 
     # -- small helpers --
@@ -268,8 +564,11 @@ class GraphWriter:
         if node in self.lowered:
             return self.lowered[node]
         found = match_matmul(node)
+        layer = self.layers.match(node) if found is None else None
         if found is not None:
             result: tuple[str, Any, tuple[Node, ...]] = ("matmul", found, (found.left, found.right))
+        elif layer is not None:
+            result = ("layer", layer, tuple(n for n in layer.inputs if n is not None))
         else:
             recognized = self.recognizer.match(node)
             if recognized is not None:
@@ -333,11 +632,31 @@ class GraphWriter:
         kind, payload, _ = self.plan(node)
         if kind == "matmul":
             return self.lower_matmul(node, payload)
+        if kind == "layer":
+            return self.lower_layer(payload)
         if kind == "template":
             self.opset = max(self.opset, payload.since)
             return self.emit(payload.onnx_op, [self.value(self.plan(node)[2][0])], payload.onnx_op.lower(),
                              **payload.attrs)
         return self.lower_primitive(node)
+
+    def lower_layer(self, m: LayerMatch) -> str:
+        """Conv / MaxPool / AveragePool / LayerNormalization over the layer's inputs."""
+        self.opset = max(self.opset, m.since)
+        names = []
+        for i, src in enumerate(m.inputs):
+            if src is not None:
+                names.append(self.value(src))
+            elif i == 1 and m.ones_scale is not None:
+                names.append(self.initializer(np.ones(m.ones_scale, np.float32), "ones", m.inputs[0].dtype))
+            else:
+                names.append("")
+        while names and names[-1] == "":
+            names.pop()
+        out = self.emit(m.onnx_op, names, m.onnx_op.lower(), **m.attrs)
+        if m.reshape_to is not None:
+            out = self.emit("Reshape", [out, self.ints(m.reshape_to)])
+        return out
 
     def lower_matmul(self, node: Node, m: MatMulMatch) -> str:
         left = self.emit("Squeeze", [self.value(m.left), self.ints([-2])])            # (..., M, K)
