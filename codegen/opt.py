@@ -259,7 +259,8 @@ def split_reduce_lanes(kernel: LoopKernel) -> LoopKernel:
             st = nest.stores[0]
             mapping = {}
             for n in toposort([st.value]):
-                if n.op is Op.REDUCE_LOOP and (lanes := _split_candidate(n)):
+                lanes = _split_candidate(n) if n.op is Op.REDUCE_LOOP else 0
+                if lanes:
                     mapping[n] = _split_reduce(n, lanes)
                     notes.append(f"split reduce {n.arg[1][-1].arg[0]} ({n.arg[1][-1].arg[1]}) into {lanes} lanes")
             if mapping:
