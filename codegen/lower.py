@@ -204,9 +204,14 @@ def lower_kernel(ast: Node) -> LoopKernel:
         if math.prod(src.shape) > 0:   # an empty source scatters nothing: the copy of base is all
             nests.append(_scatter_nest(lowerer, ast))
     else:
-        out_idx, loops = global_loops(ast.shape, "g")
-        nests.append(LoopNest(loops, (Store(0, flat_index(out_idx, ast.shape),
-                                            lowerer.value(ast, out_idx, None)),)))
+        # A reshape at the root keeps the row-major order, so the loops run over its source's shape
+        # (a packed matmul's (m, n/16, 16) tile axes stay separate instead of merging into divmods).
+        root = ast
+        while root.op is Op.RESHAPE:
+            root = root.srcs[0]
+        out_idx, loops = global_loops(root.shape, "g")
+        nests.append(LoopNest(loops, (Store(0, flat_index(out_idx, root.shape),
+                                            lowerer.value(root, out_idx, None)),)))
     has_reduce = any(n.op is Op.REDUCE for n in _all_nodes(ast))
     return LoopKernel(kernel_name(ast, has_reduce), tuple(buffers), tuple(nests),
                       lowerer.checks_errors)

@@ -12,6 +12,7 @@ from lazytensor import symbolic as sym
 from lazytensor.graph import Node, toposort
 from lazytensor.ops import Op
 
+from lazytensor.codegen.cpu_target import VectorUnit, host_vector_unit, tile_rows
 from lazytensor.codegen.kernel import Loop, LoopKernel, LoopNest, Store
 
 PARALLEL_MIN_WORK = 1 << 18
@@ -47,7 +48,8 @@ def parallelize_outer_loop(kernel: LoopKernel) -> LoopKernel:
 VECTOR_FACTORS = (16, 8, 4)
 """Lanes tried for the contiguous output axis (16 floats fill one AVX-512 register)."""
 ROW_FACTORS = (8, 4, 2)
-"""Lanes tried for a second output axis whose values a reduce-body load does not depend on (reuse)."""
+"""Lanes tried for a second output axis whose values a reduce-body load does not depend on (reuse),
+when no vector unit is given (GPU register tiles) or the tile has no vector axis."""
 UPCAST_NODE_BUDGET = 6000
 """Most scalar nodes a tiled reduce body may have: bigger tiles only slow the C compiler down."""
 
@@ -80,13 +82,23 @@ def _lanes(size: int, factors: tuple[int, ...], full_unroll_max: int) -> int:
     return next((f for f in factors if size % f == 0), 0)
 
 
-def choose_upcasts(nest: LoopNest) -> list[tuple[int, int]]:
+def _accumulator_itemsize(nest: LoopNest) -> int:
+    for n in toposort([nest.stores[0].value]):
+        if n.op is Op.REDUCE_LOOP:
+            return n.dtype.itemsize
+    return nest.stores[0].value.dtype.itemsize
+
+
+def choose_upcasts(nest: LoopNest, unit: VectorUnit | None = None) -> list[tuple[int, int]]:
     """(loop position, lanes) to unroll into a register tile, for a nest whose value reduces.
 
     A "vector" axis is an output loop that some reduce-body load reads contiguously (its lanes
     become one vector load); a "row" axis is one that some load does not depend on while another
     does, so each loaded value is reused by every lane (the B row in matmul, the weight in conv).
-    Without a vector axis, two row axes make a scalar tile (each load still reused)."""
+    Without a vector axis, two row axes make a scalar tile (each load still reused).
+
+    With a vector unit (the CPU), the row count fills its registers (tile_rows: 6 rows of 16
+    floats on AVX2) and need not divide the loop: upcast_with_tail peels the remainder."""
     if nest.serial_reason or len(nest.stores) != 1 or not nest.loops:
         return []
     loads = [ld.srcs[0] for ld in _reduce_body_loads(nest)]
@@ -114,7 +126,11 @@ def choose_upcasts(nest: LoopNest) -> list[tuple[int, int]]:
         if vector_loads and any(_depends_on(index, var) for index in vector_loads):
             continue
         if any(depends) and not all(depends):
-            lanes = _lanes(nest.loops[pos].size, ROW_FACTORS, 8)
+            size = nest.loops[pos].size
+            if unit is not None and chosen and size > 8:
+                lanes = tile_rows(chosen[0][1] * _accumulator_itemsize(nest), unit)
+            else:
+                lanes = _lanes(size, ROW_FACTORS, 8)
             if lanes > 1:
                 rows.append((pos, lanes))
     chosen += rows
@@ -153,15 +169,42 @@ def upcast_loop(nest: LoopNest, pos: int, lanes: int) -> LoopNest:
     return LoopNest(loops, tuple(stores), nest.serial_reason)
 
 
+def _resize_loop(nest: LoopNest, pos: int, var: Node, value: Node) -> LoopNest:
+    """The nest with loop `pos` replaced by a loop over `var`, its old variable standing for `value`."""
+    loop = nest.loops[pos]
+    stores = tuple(Store(st.slot, *sym.substitute([st.index, st.value], {loop.var: value}),
+                         st.reduce_op, st.replace_op) for st in nest.stores)
+    loops = nest.loops[:pos] + (Loop(var, loop.parallel),) + nest.loops[pos + 1:]
+    return LoopNest(loops, stores, nest.serial_reason)
+
+
+def upcast_with_tail(nest: LoopNest, pos: int, lanes: int) -> list[LoopNest]:
+    """upcast_loop for any loop size: when `lanes` does not divide it, the first size - size % lanes
+    iterations are tiled by `lanes` and the remainder becomes a second nest, unrolled whole."""
+    name, size = nest.loops[pos].var.arg
+    tail = size % lanes
+    if tail == 0:
+        return [upcast_loop(nest, pos, lanes)]
+    main_var = sym.loop_var(name, size - tail)
+    main = upcast_loop(_resize_loop(nest, pos, main_var, main_var), pos, lanes)
+    tail_var = sym.loop_var(name + "t", tail)
+    rest = _resize_loop(nest, pos, tail_var, sym.add(sym.const(size - tail), tail_var))
+    return [main, upcast_loop(rest, pos, tail)]
+
+
 def upcast_reduce_tiles(kernel: LoopKernel) -> LoopKernel:
     """Register-tile reduce kernels (see choose_upcasts): the pass that makes matmul/conv fast."""
-    nests = []
+    nests: list[LoopNest] = []
     notes = list(kernel.notes)
+    unit = host_vector_unit()
     for nest in kernel.nests:
-        for pos, lanes in sorted(choose_upcasts(nest), reverse=True):
-            notes.append(f"upcast {nest.loops[pos].var.arg[0]} ({nest.loops[pos].size}) by {lanes}")
-            nest = upcast_loop(nest, pos, lanes)
-        nests.append(nest)
+        parts = [nest]
+        for pos, lanes in sorted(choose_upcasts(nest, unit), reverse=True):
+            loop_name, size = nest.loops[pos].var.arg
+            tail = f", tail of {size % lanes} unrolled" if size % lanes else ""
+            notes.append(f"upcast {loop_name} ({size}) by {lanes}{tail}")
+            parts = [piece for part in parts for piece in upcast_with_tail(part, pos, lanes)]
+        nests += parts
     return replace(kernel, nests=tuple(nests), notes=tuple(notes))
 
 
@@ -169,7 +212,7 @@ def upcast_reduce_tiles(kernel: LoopKernel) -> LoopKernel:
 
 BLOCK_ROWS = 8
 """Row tiles per block: the column loop then sweeps with a block of rows (and each column panel is
-read once per block, not once per row tile)."""
+read once per block, not once per row tile). Leftover row tiles form a second, unblocked nest."""
 BLOCK_MIN_REDUCE = 256
 """Only reduces at least this long stream operands big enough to fall out of cache."""
 
@@ -183,27 +226,47 @@ def _reduce_length(nest: LoopNest) -> int:
     return length
 
 
+def _block_rows(nest: LoopNest) -> LoopNest:
+    """Loops (..., r, c) → (..., r_outer, c, r_inner), r_inner of BLOCK_ROWS (r divisible by it)."""
+    row, col = nest.loops[-2], nest.loops[-1]
+    name, size = row.var.arg
+    outer = sym.loop_var(name + "o", size // BLOCK_ROWS)
+    inner = sym.loop_var(name + "i", BLOCK_ROWS)
+    value = sym.add(sym.mul(outer, sym.const(BLOCK_ROWS)), inner)
+    stores = tuple(Store(st.slot, *sym.substitute([st.index, st.value], {row.var: value}),
+                         st.reduce_op, st.replace_op) for st in nest.stores)
+    loops = nest.loops[:-2] + (Loop(outer, row.parallel), col, Loop(inner))
+    return LoopNest(loops, stores, nest.serial_reason)
+
+
 def block_row_loop(kernel: LoopKernel) -> LoopKernel:
     """For a long reduce over the last two loops (row tiles, column tiles), split the row loop
     into blocks of BLOCK_ROWS and sweep the columns once per block: loops (r, c) become
     (r_outer, c, r_inner). The tile's column operand is then reused by BLOCK_ROWS row tiles while
-    it is still in cache (matmul 2048: each B panel is read 8x less often from memory)."""
-    nests = []
+    it is still in cache (matmul 2048: each B panel is read 8x less often from memory). Row tiles
+    past the last whole block stay a plain (r, c) nest of their own."""
+    nests: list[LoopNest] = []
     notes = list(kernel.notes)
     for nest in kernel.nests:
-        if len(nest.loops) >= 2 and not nest.serial_reason and _reduce_length(nest) >= BLOCK_MIN_REDUCE:
-            row, col = nest.loops[-2], nest.loops[-1]
-            name, size = row.var.arg
-            if size % BLOCK_ROWS == 0 and size > BLOCK_ROWS and col.size > 1:
-                outer = sym.loop_var(name + "o", size // BLOCK_ROWS)
-                inner = sym.loop_var(name + "i", BLOCK_ROWS)
-                value = sym.add(sym.mul(outer, sym.const(BLOCK_ROWS)), inner)
-                stores = tuple(Store(st.slot, *sym.substitute([st.index, st.value], {row.var: value}),
-                                     st.reduce_op, st.replace_op) for st in nest.stores)
-                loops = nest.loops[:-2] + (Loop(outer, row.parallel), col, Loop(inner))
-                nest = LoopNest(loops, stores, nest.serial_reason)
-                notes.append(f"block {name} ({size}) by {BLOCK_ROWS} around {col.var.arg[0]}")
-        nests.append(nest)
+        if len(nest.loops) < 2 or nest.serial_reason or _reduce_length(nest) < BLOCK_MIN_REDUCE:
+            nests.append(nest)
+            continue
+        row, col = nest.loops[-2], nest.loops[-1]
+        name, size = row.var.arg
+        if size <= BLOCK_ROWS or col.size <= 1:
+            nests.append(nest)
+            continue
+        tail = size % BLOCK_ROWS
+        pos = len(nest.loops) - 2
+        if tail:
+            main_var = sym.loop_var(name, size - tail)
+            tail_var = sym.loop_var(name + "t", tail)
+            nests.append(_block_rows(_resize_loop(nest, pos, main_var, main_var)))
+            nests.append(_resize_loop(nest, pos, tail_var, sym.add(sym.const(size - tail), tail_var)))
+        else:
+            nests.append(_block_rows(nest))
+        leftover = f", {tail} left over" if tail else ""
+        notes.append(f"block {name} ({size}) by {BLOCK_ROWS} around {col.var.arg[0]}{leftover}")
     return replace(kernel, nests=tuple(nests), notes=tuple(notes))
 
 

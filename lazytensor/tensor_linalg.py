@@ -86,7 +86,11 @@ class LinalgMixin:
         return self * beta + mat1.mm(mat2) * alpha
 
 
-PACK_MIN_ROWS = 16   # below this many rows of the left operand, packing the right one does not pay
+PACK_MIN_ROWS = 16
+"""Below this many rows of the left operand, packing the right one does not pay."""
+PANEL_BYTES = 64
+"""Width of one packed panel of the right operand: 16 float32 or 8 float64 columns, the column
+count of the register tile the codegen's upcast pass builds (one cache line per reduce step)."""
 
 
 def _is_transposed_view(t: "Tensor") -> bool:
@@ -98,6 +102,28 @@ def _is_transposed_view(t: "Tensor") -> bool:
     order = node.arg
     rank = len(order)
     return rank >= 2 and order[-2] == rank - 1
+
+
+def _panel_width(y: "Tensor", m: int) -> int:
+    """Columns per packed panel for the right operand y (..., k, n), or 0 to leave y as it is."""
+    k, n = y.shape[-2], y.shape[-1]
+    width = PANEL_BYTES // max(y.dtype.itemsize, 1)
+    if not y.dtype.is_float or m < PACK_MIN_ROWS or k < 2 or n <= width or n % width:
+        return 0
+    return width
+
+
+def _packed_columns(y: "Tensor", width: int) -> "Tensor":
+    """y (..., k, n) as a view (..., n/width, width, k) of a packed copy laid out (..., n/width, k, width).
+
+    A reduce step of the matmul then reads `width` adjacent values of one panel, and consecutive
+    steps read consecutive cache lines: the hardware prefetcher streams the panel (row-major y
+    would be read with a stride of n elements, a new page every few steps)."""
+    *batch, k, n = y.shape
+    nb = len(batch)
+    panels = y.reshape(*batch, k, n // width, width)
+    packed = panels.permute(*range(nb), nb + 1, nb, nb + 2).contiguous()    # (..., n/w, k, w)
+    return packed.transpose(-1, -2)                                           # (..., n/w, w, k)
 
 
 def _matmul(a: "Tensor", b: "Tensor", op: str) -> "Tensor":
@@ -116,19 +142,29 @@ def _matmul(a: "Tensor", b: "Tensor", op: str) -> "Tensor":
     from lazytensor.tensor import broadcast_shapes
     batch = broadcast_shapes(tuple(x.shape[:-2]), tuple(y.shape[:-2]), op=op)
     m, k, n = x.shape[-2], x.shape[-1], y.shape[-1]
-    if _is_transposed_view(y) and m >= PACK_MIN_ROWS and n > 1:
-        # y = w.T (nn.Linear's layout): both operands would run along the reduced dim, leaving no output
-        # dim to vectorize. A row-major copy of y costs k·n moves against m·k·n multiply-adds.
-        y = y.contiguous()
-    x = x._broadcast_to(batch + (m, k))
-    y = y._broadcast_to(batch + (k, n))
-    # (..., m, 1, k) * (..., 1, n, k) summed over k
-    prod = x.unsqueeze(-2) * y.transpose(-1, -2).unsqueeze(-3)
+    width = _panel_width(y, m)
+    if width:
+        # (..., m, 1, 1, k) * (..., 1, n/w, w, k) summed over k, then (..., m, n/w, w) -> (..., m, n)
+        x = x._broadcast_to(batch + (m, k))
+        columns = _packed_columns(y, width)
+        columns = columns._broadcast_to(batch + tuple(columns.shape[-3:]))
+        prod = x.unsqueeze(-2).unsqueeze(-2) * columns.unsqueeze(-4)
+    else:
+        if _is_transposed_view(y) and m >= PACK_MIN_ROWS and n > 1:
+            # y = w.T (nn.Linear's layout): both operands would run along the reduced dim, leaving no
+            # output dim to vectorize. A row-major copy of y costs k·n moves against m·k·n multiply-adds.
+            y = y.contiguous()
+        x = x._broadcast_to(batch + (m, k))
+        y = y._broadcast_to(batch + (k, n))
+        # (..., m, 1, k) * (..., 1, n, k) summed over k
+        prod = x.unsqueeze(-2) * y.transpose(-1, -2).unsqueeze(-3)
     acc = dtypes.acc_dtype(prod.dtype)
     if prod.dtype.is_bool:
         out = prod.cast(dtypes.uint8).amax(-1).cast(dtypes.bool_)
     else:
         out = prod.cast(acc)._reduce(Op.ADD, -1, False, op).cast(prod.dtype)
+    if width:
+        out = out.reshape(*batch, m, n)
     if squeeze_front:
         out = out.squeeze(-2)
     if squeeze_back:

@@ -10,6 +10,7 @@ import pytest
 import lazytensor as lt
 from lazytensor import config
 from lazytensor.codegen.lower import lower_kernel
+from lazytensor.codegen.cpu_target import VectorUnit, host_vector_unit, tile_rows
 from lazytensor.codegen.opt import choose_upcasts, optimize
 
 
@@ -27,7 +28,9 @@ def _both(fn, *arrays):
 
 
 MATMUL_SHAPES = [(1, 1, 1), (7, 5, 3), (16, 8, 16), (32, 7, 48), (127, 33, 16), (64, 64, 64), (8, 1023, 16),
-                 (24, 16, 40), (1, 64, 128)]
+                 (24, 16, 40), (1, 64, 128),
+                 # packed right operand, row tiles with a peeled tail, blocked rows with leftover tiles
+                 (127, 64, 48), (130, 300, 32), (50, 17, 64), (1023, 260, 16 * 3)]
 
 
 @pytest.mark.parametrize("m,k,n", MATMUL_SHAPES)
@@ -97,13 +100,36 @@ def test_batched_matmul_and_conv_like_window_reduce():
 
 def test_upcast_choice_for_matmul_tiles_both_axes():
     a, b = lt.randn(64, 32).realize(), lt.randn(32, 48).realize()
-    (item,) = (a @ b).schedule()
-    kernel = lower_kernel(item.ast)
-    chosen = dict(choose_upcasts(kernel.nests[0]))
-    assert chosen == {1: 16, 0: 8}
+    *packing, item = (a @ b).schedule()
+    assert len(packing) == 1                      # the right operand is packed into 16-column panels
+    kernel = lower_kernel(item.ast)               # loops (64 rows, 3 panels, 16 columns)
+    unit = host_vector_unit()
+    rows = tile_rows(16 * 4, unit)
+    assert dict(choose_upcasts(kernel.nests[0], unit)) == {2: 16, 0: rows}
+    assert dict(choose_upcasts(kernel.nests[0])) == {2: 16, 0: 8}     # no vector unit: GPU tiles
     optimized = optimize(kernel)
     assert any("upcast" in note for note in optimized.notes)
-    assert len(optimized.nests[0].stores) == 16 * 8
+    covered = sum(len(nest.stores) * int(np.prod([loop.size for loop in nest.loops])) for nest in optimized.nests)
+    assert covered == 64 * 48                     # every output element stored exactly once
+    assert len(optimized.nests[0].stores) == 16 * rows
+
+
+@pytest.mark.parametrize("unit,rows", [(VectorUnit(32, 16), 6), (VectorUnit(64, 32), 8), (VectorUnit(16, 16), 3)])
+def test_tile_rows_fit_the_register_file(unit, rows):
+    assert tile_rows(64, unit) == rows            # a 16-float row is 2 AVX2 registers, 1 AVX-512, 4 SSE
+
+
+@pytest.mark.parametrize("size,lanes", [(10, 6), (64, 6), (7, 3), (130, 8)])
+def test_upcast_with_tail_covers_every_index_once(size, lanes):
+    from lazytensor.codegen.opt import upcast_with_tail
+    x = lt.randn(size, 40).realize()
+    w = lt.randn(40, 32).realize()
+    *_, item = (x @ w).schedule()
+    nest = lower_kernel(item.ast).nests[0]
+    parts = upcast_with_tail(nest, 0, lanes)
+    assert len(parts) == (1 if size % lanes == 0 else 2)
+    stores = sum(len(p.stores) * int(np.prod([loop.size for loop in p.loops])) for p in parts)
+    assert stores == int(np.prod([loop.size for loop in nest.loops]))
 
 
 def test_elementwise_kernels_are_not_upcast():
@@ -135,7 +161,7 @@ def test_blocked_long_reductions_match(m, k, n):
 
 def test_long_matmul_is_blocked():
     a, b = lt.randn(128, 512).realize(), lt.randn(512, 64).realize()
-    (item,) = (a @ b).schedule()
+    *_, item = (a @ b).schedule()
     notes = optimize(lower_kernel(item.ast)).notes
     assert any(note.startswith("block ") for note in notes), notes
 

@@ -1,0 +1,57 @@
+"""What the host CPU's vector unit offers, as the CPU optimization passes need it.
+
+The CPU runtime compiles with -march=native, so the C compiler targets exactly this machine: its
+vector width and register count decide how big a register tile can be before it spills.
+"""
+from __future__ import annotations
+
+import functools
+import math
+import platform
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class VectorUnit:
+    """The SIMD registers the compiler can use: their width in bytes and how many there are."""
+    width_bytes: int
+    registers: int
+
+
+@functools.lru_cache(maxsize=None)
+def host_vector_unit() -> VectorUnit:
+    """The host's vector unit: AVX-512 (64 B × 32), AVX/AVX2 (32 B × 16), else 16-byte SIMD
+    (SSE: 16 registers, NEON: 32)."""
+    machine = platform.machine().lower()
+    if machine in ("aarch64", "arm64"):
+        return VectorUnit(16, 32)
+    flags = _cpu_flags()
+    if "avx512f" in flags:
+        return VectorUnit(64, 32)
+    if "avx" in flags or "avx2" in flags:
+        return VectorUnit(32, 16)
+    return VectorUnit(16, 16)
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+MAX_TILE_ROWS = 8
+"""More rows per tile only add compile time: 8 rows already reuse each column load 8 times."""
+
+
+def tile_rows(tile_bytes: int, unit: VectorUnit | None = None) -> int:
+    """Rows of a register tile whose rows are `tile_bytes` wide, so that the accumulators plus a
+    few registers for the loaded operands fit the register file (AVX2, 16-float rows: 6)."""
+    unit = unit or host_vector_unit()
+    per_row = max(1, math.ceil(tile_bytes / unit.width_bytes))
+    spare = 4   # the column vectors of one reduce step and a broadcast row value
+    return max(1, min(MAX_TILE_ROWS, (unit.registers - spare) // per_row))
