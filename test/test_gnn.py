@@ -5,7 +5,6 @@ features, edge weights/features, parameters) must match within 1e-5.
 """
 from __future__ import annotations
 
-import os
 import pickle
 
 import numpy as np
@@ -78,7 +77,41 @@ LAYERS = {
                                lambda: gnn.GATConv(F_IN, 4, heads=2, concat=False, add_self_loops=False), None),
     "gat_edge_dim": (lambda: pyg_nn.GATConv(F_IN, 2, heads=2, edge_dim=3),
                      lambda: gnn.GATConv(F_IN, 2, heads=2, edge_dim=3), ("attr", 3)),
+    "gat_residual": (lambda: pyg_nn.GATConv(F_IN, 3, heads=2, residual=True),
+                     lambda: gnn.GATConv(F_IN, 3, heads=2, residual=True), None),
+    "gat_residual_mean_fill_add": (
+        lambda: pyg_nn.GATConv(F_IN, 3, heads=2, concat=False, residual=True, edge_dim=2, fill_value="add"),
+        lambda: gnn.GATConv(F_IN, 3, heads=2, concat=False, residual=True, edge_dim=2, fill_value="add"),
+        ("attr", 2)),
+    "gat_edge_dim_fill_const": (lambda: pyg_nn.GATConv(F_IN, 2, heads=3, edge_dim=1, fill_value=0.5),
+                                lambda: gnn.GATConv(F_IN, 2, heads=3, edge_dim=1, fill_value=0.5), ("attr", 1)),
+    "gat_edge_dim_fill_max": (lambda: pyg_nn.GATConv(F_IN, 2, edge_dim=3, fill_value="max"),
+                              lambda: gnn.GATConv(F_IN, 2, edge_dim=3, fill_value="max"), ("attr", 3)),
+    "gat_edge_dim_fill_tensor": (
+        lambda: pyg_nn.GATConv(F_IN, 2, heads=2, edge_dim=3, fill_value=torch.tensor([0.1, -0.2, 0.3])),
+        lambda: gnn.GATConv(F_IN, 2, heads=2, edge_dim=3, fill_value=lt.tensor([0.1, -0.2, 0.3])), ("attr", 3)),
+    "gat_bipartite_weights_one_input": (lambda: pyg_nn.GATConv((F_IN, F_IN), 3, heads=2),
+                                        lambda: gnn.GATConv((F_IN, F_IN), 3, heads=2), None),
 }
+
+# new aggregations, through SAGEConv (it aggregates the raw F_IN input features)
+AGGR_CASES = {
+    "softmax": ("softmax", None),
+    "softmax_t": ("softmax", dict(t=0.3)),
+    "softmax_learn": ("softmax", dict(learn=True, t=0.7)),
+    "softmax_learn_channels": ("softmax", dict(learn=True, channels=F_IN)),
+    "softmax_semi_grad": ("softmax", dict(semi_grad=True, t=2.0)),
+    "std": ("std", None),
+    "var": ("var", None),
+    "var_semi_grad": ("var", dict(semi_grad=True)),
+    "powermean": ("powermean", dict(p=2.0)),
+    "powermean_learn_channels": ("powermean", dict(learn=True, channels=F_IN)),
+    "variance_preserving": ("variance_preserving", None),
+}
+for _name, (_aggr, _kwargs) in AGGR_CASES.items():
+    LAYERS[f"sage_{_name}"] = (
+        lambda a=_aggr, k=_kwargs: pyg_nn.SAGEConv(F_IN, 4, aggr=a, aggr_kwargs=k),
+        lambda a=_aggr, k=_kwargs: gnn.SAGEConv(F_IN, 4, aggr=a, aggr_kwargs=k), None)
 
 
 def randomize(theirs: torch.nn.Module, seed: int) -> None:
@@ -87,6 +120,9 @@ def randomize(theirs: torch.nn.Module, seed: int) -> None:
     with torch.no_grad():
         for p in list(theirs.parameters()) + list(theirs.buffers()):
             p.copy_(torch.rand(p.shape, generator=gen) - 0.5)
+        for name, p in theirs.named_parameters():
+            if name.endswith("aggr_module.p"):     # a power mean's exponent: keep it away from 0
+                p.add_(2.0)
 
 
 @pytest.mark.parametrize("name", list(LAYERS))
@@ -132,6 +168,19 @@ def test_gcn_accepts_sparse_adjacency_like_edge_index():
     close(conv(x, adj_t), conv(x, lt.tensor(ei)).numpy())
 
 
+def test_gat_with_sparse_adjacency_matches_pyg_edge_index():
+    torch.manual_seed(0)
+    theirs, ours = pyg_nn.GATConv(F_IN, 3, heads=2, residual=True), gnn.GATConv(F_IN, 3, heads=2, residual=True)
+    randomize(theirs, 23)
+    ours.load_state_dict(theirs.state_dict())
+    ei = random_graph(24)
+    x = np.random.default_rng(25).standard_normal((N, F_IN)).astype(np.float32)
+    adj_t = SparseTensor(ei[1], ei[0], None, (N, N))         # PyG's adj_t[target, source]
+    close(ours(lt.tensor(x), adj_t), theirs(torch.tensor(x), torch.tensor(ei)))
+    with pytest.raises(NotImplementedError, match="pass a \\(2, E\\) edge_index"):
+        ours(lt.tensor(x), adj_t, return_attention_weights=True)
+
+
 def test_gat_attention_dropout_only_in_training():
     conv = gnn.GATConv(F_IN, 4, heads=2, dropout=0.5)
     x, ei = lt.randn(N, F_IN), lt.tensor(random_graph())
@@ -145,6 +194,67 @@ def test_gat_attention_dropout_only_in_training():
     close(sums, np.ones((N, 2)))
     conv.train()
     assert not np.allclose(conv(x, ei).numpy(), ref)
+
+
+N_DST = 7    # bipartite graphs: N source nodes, N_DST target nodes (targets 5, 6 receive nothing)
+GAT_BIPARTITE = {
+    "separate_weights_residual": (dict(in_channels=(F_IN, 3), out_channels=4, heads=2, residual=True), True),
+    "edge_dim_fill_mean": (dict(in_channels=(F_IN, 3), out_channels=2, heads=2, edge_dim=2), True),
+    "shared_weights_no_loops": (dict(in_channels=F_IN, out_channels=3, add_self_loops=False), True),
+    "no_target_features": (dict(in_channels=F_IN, out_channels=3, heads=2, add_self_loops=False), False),
+}
+
+
+@pytest.mark.parametrize("name", list(GAT_BIPARTITE))
+def test_gat_bipartite_matches_pyg(name):
+    kwargs, with_dst = GAT_BIPARTITE[name]
+    torch.manual_seed(0)
+    theirs, ours = pyg_nn.GATConv(**kwargs), gnn.GATConv(**kwargs)
+    randomize(theirs, 20)
+    ours.load_state_dict(theirs.state_dict())
+    rng = np.random.default_rng(21)
+    ei = np.stack([rng.integers(0, N, 30), rng.integers(0, 5, 30)])
+    ei = np.concatenate([ei, [[2, 2, 3], [2, 2, 3]]], axis=1)          # self loops and a repeated edge
+    dst_dim = kwargs["in_channels"][1] if isinstance(kwargs["in_channels"], tuple) else F_IN
+    xs = [rng.standard_normal((N, F_IN)).astype(np.float32),
+          rng.standard_normal((N_DST, dst_dim)).astype(np.float32)]
+    t_x = [torch.tensor(a, requires_grad=True) for a in xs]
+    l_x = [lt.tensor(a, requires_grad=True) for a in xs]
+    t_pair = (t_x[0], t_x[1] if with_dst else None)
+    l_pair = (l_x[0], l_x[1] if with_dst else None)
+    extra_t, extra_l = {}, {}
+    if kwargs.get("edge_dim"):
+        attr = rng.standard_normal((ei.shape[1], kwargs["edge_dim"])).astype(np.float32)
+        extra_t["edge_attr"], extra_l["edge_attr"] = torch.tensor(attr), lt.tensor(attr)
+    size = (N, N_DST) if with_dst else None
+    t_out, (t_ei, t_alpha) = theirs(t_pair, torch.tensor(ei), size=size, return_attention_weights=True,
+                                    **extra_t)
+    l_out, (l_ei, l_alpha) = ours(l_pair, lt.tensor(ei), size=size, return_attention_weights=True, **extra_l)
+    close(l_out, t_out, "forward")
+    close(l_ei, t_ei, "edge_index with self loops")
+    close(l_alpha, t_alpha, "attention weights")
+    up = rng.standard_normal(tuple(t_out.shape)).astype(np.float32)
+    (t_out * torch.tensor(up)).sum().backward(), (l_out * lt.tensor(up)).sum().backward()
+    close(l_x[0].grad, t_x[0].grad, "grad x_src")
+    if with_dst:
+        close(l_x[1].grad, t_x[1].grad, "grad x_dst")
+    ours_params = dict(ours.named_parameters())
+    for pname, p in theirs.named_parameters():
+        if p.grad is None:      # unused (att_dst without target features): no gradient in either
+            assert ours_params[pname].grad is None, pname
+            continue
+        close(ours_params[pname].grad, p.grad, f"grad {pname}")
+
+
+def test_aggregation_modules_match_pyg_with_ptr_and_without_index():
+    import torch_geometric.nn.aggr as pyg_aggr
+    from lazytensor.gnn import aggr
+    x = np.random.default_rng(22).standard_normal((9, 3)).astype(np.float32)
+    ptr = np.array([0, 2, 2, 6, 9])             # segment 1 is empty
+    for name in ("Softmax", "Std", "Var", "Mean", "Max"):
+        theirs, ours = getattr(pyg_aggr, f"{name}Aggregation")(), getattr(aggr, f"{name}Aggregation")()
+        close(ours(lt.tensor(x), ptr=lt.tensor(ptr)), theirs(torch.tensor(x), ptr=torch.tensor(ptr)), name)
+        close(ours(lt.tensor(x)), theirs(torch.tensor(x)), f"{name} without index")
 
 
 @pytest.mark.parametrize("pool", ["global_add_pool", "global_mean_pool", "global_max_pool"])
@@ -161,9 +271,18 @@ def test_global_pooling_matches_pyg(pool):
     close(getattr(gnn, pool)(lt.tensor(x)), getattr(pyg_nn, pool)(torch.tensor(x), None))
 
 
-def test_topk_pooling_matches_pyg():
+TOPK_CASES = {
+    "ratio": dict(ratio=0.5),
+    "k_multiplier_sigmoid": dict(ratio=3, multiplier=2.0, nonlinearity="sigmoid"),
+    "min_score": dict(min_score=0.1),
+    "min_score_drops_all_but_best": dict(min_score=0.9, multiplier=0.5),
+}
+
+
+@pytest.mark.parametrize("name", list(TOPK_CASES))
+def test_topk_pooling_matches_pyg(name):
     torch.manual_seed(0)
-    theirs, ours = pyg_nn.TopKPooling(F_IN, ratio=0.5), gnn.TopKPooling(F_IN, ratio=0.5)
+    theirs, ours = pyg_nn.TopKPooling(F_IN, **TOPK_CASES[name]), gnn.TopKPooling(F_IN, **TOPK_CASES[name])
     ours.load_state_dict(theirs.state_dict())
     ei = random_graph(5)
     batch = np.array([0] * 6 + [1] * 6)
@@ -174,7 +293,8 @@ def test_topk_pooling_matches_pyg():
     l_out = ours(l_x, lt.tensor(ei), lt.tensor(attr), lt.tensor(batch))
     for k, (a, b) in enumerate(zip(l_out, t_out)):
         close(a, b, f"output {k}")
-    t_out[0].sum().backward(), l_out[0].sum().backward()
+    up = np.random.default_rng(8).standard_normal(tuple(t_out[0].shape)).astype(np.float32)
+    (t_out[0] * torch.tensor(up)).sum().backward(), (l_out[0] * lt.tensor(up)).sum().backward()
     close(l_x.grad, t_x.grad)
     close(ours.select.weight.grad, theirs.select.weight.grad)
 
@@ -226,11 +346,20 @@ def test_subgraph_and_k_hop_subgraph_match_pyg():
                         return_edge_mask=True)
     for a, b in zip(ours, ref):
         close(a, b)
-    for hops, flow in [(1, "source_to_target"), (2, "target_to_source")]:
-        ref = pyg_utils.k_hop_subgraph([3, 5], hops, torch.tensor(ei), relabel_nodes=True, num_nodes=N, flow=flow)
-        ours = gnn.k_hop_subgraph([3, 5], hops, lt.tensor(ei), relabel_nodes=True, num_nodes=N, flow=flow)
-        for a, b in zip(ours, ref):
-            close(a, b)
+
+@pytest.mark.parametrize("seeds", [[3, 5], 4, [9]], ids=["two_seeds", "int_seed", "isolated_seed"])
+@pytest.mark.parametrize("hops", [1, 2])
+@pytest.mark.parametrize("flow", ["source_to_target", "target_to_source"])
+@pytest.mark.parametrize("directed", [False, True])
+@pytest.mark.parametrize("relabel", [False, True])
+def test_k_hop_subgraph_matches_pyg(seeds, hops, flow, directed, relabel):
+    ei = random_graph(11)
+    ref = pyg_utils.k_hop_subgraph(seeds, hops, torch.tensor(ei), relabel_nodes=relabel, num_nodes=N,
+                                   flow=flow, directed=directed)
+    ours = gnn.k_hop_subgraph(seeds, hops, lt.tensor(ei), relabel_nodes=relabel, num_nodes=N, flow=flow,
+                              directed=directed)
+    for what, a, b in zip(("subset", "edge_index", "mapping", "edge_mask"), ours, ref):
+        close(a, b, what)
 
 
 def test_self_loop_utilities_match_pyg():
@@ -327,8 +456,20 @@ def test_message_passing_fuses_gather_message_scatter_into_one_kernel():
 
     out = Weighted(aggr="add").propagate(ei, x=x)
     items = out.schedule()
-    assert len(items) == 1, lt.explain_schedule(items)
+    assert len(items) == 1, lt.explain(out)
     assert {"index", "mul", "add", "scatter"} <= set(items[0].fused_ops)
+
+
+@pytest.mark.parametrize("aggr,most", [("sum", 1), ("max", 2), ("mean", 3), ("var", 4), ("std", 4),
+                                       ("softmax", 5)])
+def test_aggregation_kernel_count_stays_small(aggr, most):
+    """Upper bounds, not timings: each aggregation reads the gathered messages inside its scatters."""
+    ei = lt.tensor(random_graph()).realize()
+    x = lt.randn(N, 8).realize()
+    out = gnn.MessagePassing(aggr=aggr).propagate(ei, x=x)
+    items = out.schedule()
+    assert len(items) <= most, lt.explain(out)
+    assert any({"index", "scatter"} <= set(item.fused_ops) for item in items)
 
 
 def test_bad_inputs_name_the_layer():
@@ -337,5 +478,13 @@ def test_bad_inputs_name_the_layer():
         conv(lt.randn(N, F_IN), lt.tensor([0, 1, 2]))
     with pytest.raises(ValueError, match="aggr must be one of"):
         gnn.SAGEConv(3, 4, aggr="median")
+    with pytest.raises(ValueError, match="semi_grad"):
+        gnn.SoftmaxAggregation(learn=True, semi_grad=True)
+    with pytest.raises(ValueError, match="needs learn=True"):
+        gnn.MessagePassing(aggr="softmax", aggr_kwargs={"channels": 4})
+    with pytest.raises(ValueError, match="needs 2-D messages"):
+        gnn.SoftmaxAggregation(learn=True, channels=2)(lt.ones(3, 2, 2), lt.tensor([0, 1, 1]), dim=0)
+    with pytest.raises(ValueError, match="at least one of 'ratio' and 'min_score'"):
+        gnn.TopKPooling(3, ratio=None)
     with pytest.raises(ValueError, match="edge_dim"):
         gnn.GINEConv(lt_mlp(3, 4, 4))(lt.randn(4, 3), lt.tensor([[0, 1], [1, 2]]), lt.randn(2, 5))

@@ -7,7 +7,7 @@ import scipy.sparse as sp
 import torch
 
 import lazytensor as lt
-from lazytensor.sparse import SparseTensor, sampled_addmm, scatter, sddmm, segment, spmm
+from lazytensor.sparse import BlockSparseTensor, SparseTensor, sampled_addmm, scatter, sddmm, segment, spmm
 
 RTOL, ATOL = 1e-5, 1e-5
 
@@ -192,12 +192,77 @@ def test_spmm_is_one_fused_kernel():
     assert len(items) == 1 and "scatter" in items[0].fused_ops and "index" in items[0].fused_ops
 
 
+def random_bsr(m: int, n: int, blocksize: tuple[int, int], keep: float, seed: int):
+    """(crow, col, values) of a random BSR matrix with some empty block rows and absent blocks."""
+    rng = np.random.default_rng(seed)
+    r, c = blocksize
+    present = rng.random((m // r, n // c)) < keep
+    if present.shape[0] > 1:
+        present[1] = False                                     # an empty block row
+    rows, cols = np.nonzero(present)
+    crow = np.concatenate([[0], np.cumsum(present.sum(1))]).astype(np.int64)
+    values = rng.standard_normal((rows.size, r, c)).astype(np.float32)
+    return crow, cols.astype(np.int64), values
+
+
+BSR_CASES = [((4, 6), (2, 3), 0.6, 5), ((8, 8), (4, 4), 0.5, 3), ((12, 10), (3, 2), 0.3, 7),
+             ((6, 4), (1, 1), 0.5, 2), ((4, 4), (2, 2), 0.0, 3)]
+
+
+@pytest.mark.parametrize("size,blocksize,keep,f", BSR_CASES)
+def test_bsr_spmm_matches_torch_dense_product_and_gradients(size, blocksize, keep, f):
+    crow, col, values = random_bsr(*size, blocksize, keep, seed=size[0])
+    dense = np.random.default_rng(1).standard_normal((size[1], f)).astype(np.float32)
+    t_values, t_dense = torch.tensor(values, requires_grad=True), torch.tensor(dense, requires_grad=True)
+    t_matrix = torch.sparse_bsr_tensor(torch.tensor(crow), torch.tensor(col), t_values, size).to_dense()
+    t_out = t_matrix @ t_dense
+    l_values, l_dense = lt.tensor(values, requires_grad=True), lt.tensor(dense, requires_grad=True)
+    a = BlockSparseTensor(crow, col, l_values, size)
+    l_out = a @ l_dense
+    close(l_out, t_out)
+    close(spmm(a, l_dense), t_out)
+    up = np.random.default_rng(2).standard_normal((size[0], f)).astype(np.float32)
+    (t_out * torch.tensor(up)).sum().backward(), (l_out * lt.tensor(up)).sum().backward()
+    close(l_dense.grad, t_dense.grad)
+    if values.size:
+        close(l_values.grad, t_values.grad)
+    close(a.to_dense(), torch.sparse_bsr_tensor(torch.tensor(crow), torch.tensor(col), torch.tensor(values),
+                                                size).to_dense())
+
+
+def test_bsr_from_dense_matches_torch_to_sparse_bsr():
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal((6, 8)).astype(np.float32)
+    w[0:2, 4:8] = 0                                      # two all-zero blocks are not stored
+    w[2:4, :] = 0
+    ref = torch.tensor(w).to_sparse_bsr((2, 4))
+    lw = lt.tensor(w, requires_grad=True)
+    ours = BlockSparseTensor.from_dense(lw, (2, 4))
+    close(ours.crow_indices(), ref.crow_indices()), close(ours.col_indices(), ref.col_indices())
+    close(ours.values(), ref.values())
+    (ours @ lt.ones(8, 3)).sum().backward()            # the kept blocks' entries get gradient 3
+    expected = np.zeros_like(w)
+    expected[0:2, 0:4] = expected[4:6, :] = 3.0
+    close(lw.grad, expected)
+
+
+def test_bsr_spmm_is_one_fused_kernel():
+    crow, col, values = random_bsr(16, 16, (4, 4), 0.5, seed=4)
+    a = BlockSparseTensor(crow, col, lt.tensor(values).realize(), (16, 16))
+    items = (a @ lt.randn(16, 8).realize()).schedule()
+    assert len(items) == 1, lt.explain(a @ lt.randn(16, 8))
+    assert {"index", "mul", "scatter"} <= set(items[0].fused_ops)
+
+
 @pytest.mark.parametrize("bad,match", [
     (lambda: SparseTensor([0, 5], [0, 1], None, (3, 3)), "row index 5 is out of range"),
     (lambda: SparseTensor([0, 1], [0], None), "equal length"),
     (lambda: SparseTensor([0, 1], [0, 1], None, (2, 2)) @ lt.ones(3, 2), "do not line up"),
     (lambda: SparseTensor([0, 1], [0, 1], None, (2, 2)).crow_indices(), "to_sparse_csr"),
     (lambda: scatter(lt.ones(3, 2), lt.tensor([0, 1]), 0, 2), "one entry per slice"),
+    (lambda: BlockSparseTensor([0, 1], [0], lt.ones(1, 2, 2), (2, 3)), "multiple of the blocksize"),
+    (lambda: BlockSparseTensor([0, 1], [0], lt.ones(1, 2, 2), (2, 4)) @ lt.ones(3, 2), "do not line up"),
+    (lambda: BlockSparseTensor([0, 2], [0], lt.ones(1, 2, 2), (2, 4)), "crow_indices"),
 ])
 def test_bad_input_errors_name_the_op(bad, match):
     with pytest.raises((ValueError, IndexError, RuntimeError), match=match):

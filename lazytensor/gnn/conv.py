@@ -105,7 +105,7 @@ class GCNConv(MessagePassing):
 class SAGEConv(MessagePassing):
     """GraphSAGE: x'_i = W_1 x_i + W_2 · aggr_{j→i} x_j (mean by default), optionally L2-normalized."""
 
-    def __init__(self, in_channels: int | tuple[int, int], out_channels: int, aggr: str = "mean",
+    def __init__(self, in_channels: int | tuple[int, int], out_channels: int, aggr: Any = "mean",
                  normalize: bool = False, root_weight: bool = True, project: bool = False, bias: bool = True,
                  **kwargs: Any) -> None:
         super().__init__(aggr=aggr, **kwargs)
@@ -219,23 +219,31 @@ class GINEConv(MessagePassing):
 
 class GATConv(MessagePassing):
     """Graph attention (Veličković et al.): per head, α_ij = softmax_j(LeakyReLU(a_s·Wx_j + a_d·Wx_i [+ a_e·W_e e_ij]))
-    and x'_i = Σ_j α_ij W x_j; heads are concatenated (concat=True) or averaged."""
+    and x'_i = Σ_j α_ij W x_j; heads are concatenated (concat=True) or averaged.
 
-    def __init__(self, in_channels: int, out_channels: int, heads: int = 1, concat: bool = True,
-                 negative_slope: float = 0.2, dropout: float = 0.0, add_self_loops: bool = True,
+    in_channels=(a, b) makes the layer bipartite: source and target nodes get their own weights
+    (`lin_src`, `lin_dst`) and forward takes x=(x_src, x_dst). residual=True adds a projection
+    `res` of the target features to the output. add_self_loops gives every node that is both a
+    source and a target one self loop (existing loops are replaced); its edge features come from
+    `fill_value` (a number, a tensor, or 'add'/'mean'/'max'/'min' of the node's incoming edges)."""
+
+    def __init__(self, in_channels: int | tuple[int, int], out_channels: int, heads: int = 1,
+                 concat: bool = True, negative_slope: float = 0.2, dropout: float = 0.0, add_self_loops: bool = True,
                  edge_dim: int | None = None, fill_value: Any = "mean", bias: bool = True,
                  residual: bool = False, **kwargs: Any) -> None:
         kwargs.setdefault("aggr", "add")
         super().__init__(node_dim=0, **kwargs)
-        if not isinstance(in_channels, int):
-            raise NotImplementedError("GATConv: bipartite (tuple) in_channels are not supported yet")
-        if residual:
-            raise NotImplementedError("GATConv: residual=True is not supported yet")
         self.in_channels, self.out_channels, self.heads = in_channels, out_channels, heads
         self.concat, self.negative_slope, self.dropout = concat, negative_slope, dropout
         self.add_self_loops, self.edge_dim, self.fill_value = add_self_loops, edge_dim, fill_value
         self.residual = residual
-        self.lin = _glorot_linear(in_channels, heads * out_channels, bias=False)
+        if isinstance(in_channels, int):
+            self.lin = _glorot_linear(in_channels, heads * out_channels, bias=False)
+            self.lin_src = self.lin_dst = None
+        else:
+            self.lin = None
+            self.lin_src = _glorot_linear(in_channels[0], heads * out_channels, bias=False)
+            self.lin_dst = _glorot_linear(in_channels[1], heads * out_channels, bias=False)
         self.att_src = Parameter(empty(1, heads, out_channels))
         self.att_dst = Parameter(empty(1, heads, out_channels))
         init.xavier_uniform_(self.att_src)
@@ -248,27 +256,67 @@ class GATConv(MessagePassing):
             self.lin_edge = None
             self.att_edge = None
         total = heads * out_channels if concat else out_channels
+        if residual:
+            res_in = in_channels if isinstance(in_channels, int) else in_channels[1]
+            self.res = _glorot_linear(res_in, total, bias=False)
+        else:
+            self.res = None
         self.bias = Parameter(zeros(total)) if bias else None
 
-    def forward(self, x: Tensor, edge_index: Any, edge_attr: Tensor | None = None,
-                size: tuple[int, int] | None = None, return_attention_weights: bool | None = None) -> Any:
+    def _project(self, x: Tensor | tuple[Tensor, Tensor | None]
+                 ) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """Node features → (W x_src, W x_dst or None, residual term or None), each (N, heads, C)."""
         heads, channels = self.heads, self.out_channels
-        if isinstance(edge_index, SparseTensor):
-            edge_index = _adj_t_to_edge_index(edge_index)
-        x_proj = self.lin(x).reshape(-1, heads, channels)
-        alpha_src = (x_proj * self.att_src).sum(-1)
-        alpha_dst = (x_proj * self.att_dst).sum(-1)
-        n = x_proj.shape[0] if size is None else min(size)
+        x_src, x_dst = x if isinstance(x, tuple) else (x, None)
+        if x_src.ndim != 2:
+            raise ValueError(f"GATConv: node features must be 2-D (N, F), got {tuple(x_src.shape)}")
+        res_input = x_dst if isinstance(x, tuple) else x_src
+        res = self.res(res_input) if self.res is not None and res_input is not None else None
+        lin_src = self.lin if self.lin is not None else self.lin_src
+        lin_dst = self.lin if self.lin is not None else self.lin_dst
+        if not isinstance(x, tuple):
+            src = lin_src(x_src).reshape(-1, heads, channels)
+            dst = src if self.lin is not None else lin_dst(x_src).reshape(-1, heads, channels)
+            return src, dst, res
+        src = lin_src(x_src).reshape(-1, heads, channels)
+        dst = None if x_dst is None else lin_dst(x_dst).reshape(-1, heads, channels)
+        return src, dst, res
+
+    def forward(self, x: Tensor | tuple[Tensor, Tensor | None], edge_index: Any,
+                edge_attr: Tensor | None = None, size: tuple[int, int] | None = None,
+                return_attention_weights: bool | None = None) -> Any:
+        """x (N, F) or (x_src, x_dst) → (N_dst, heads·C) (concat) or (N_dst, C); with
+        return_attention_weights also (edge_index with the self loops used, α (E', heads))."""
+        heads, channels = self.heads, self.out_channels
+        adj_t = edge_index if isinstance(edge_index, SparseTensor) else None
+        if adj_t is not None:
+            edge_index = _adj_t_to_edge_index(adj_t)
+            if size is None:
+                size = (adj_t.shape[1], adj_t.shape[0])
+        x_src, x_dst, res = self._project(x)
+        alpha_src = (x_src * self.att_src).sum(-1)
+        alpha_dst = None if x_dst is None else (x_dst * self.att_dst).sum(-1)
         if self.add_self_loops:
+            if adj_t is not None and self.edge_dim is not None:
+                raise NotImplementedError("GATConv: 'edge_attr' with 'add_self_loops' is not supported for a "
+                                          "SparseTensor adjacency (as PyG); pass a (2, E) edge_index")
+            n = x_src.shape[0] if x_dst is None else min(x_src.shape[0], x_dst.shape[0])
+            n = min(size) if size is not None else n
             edge_index, edge_attr = remove_self_loops(edge_index, edge_attr)
             edge_index, edge_attr = add_self_loops(edge_index, edge_attr, self.fill_value, n)
-        sizes = size if size is not None else (x_proj.shape[0], x_proj.shape[0])
-        alpha = self.edge_updater(edge_index, size=sizes, alpha=(alpha_src, alpha_dst), edge_attr=edge_attr)
-        out = self.propagate(edge_index, size=sizes, x=(x_proj, x_proj), alpha=alpha)
+        alpha = self.edge_updater(edge_index, size=size, alpha=(alpha_src, alpha_dst), edge_attr=edge_attr)
+        out = self.propagate(edge_index, size=size, x=(x_src, x_dst), alpha=alpha)
         out = out.reshape(-1, heads * channels) if self.concat else out.mean(1)
+        if res is not None:
+            out = out + res
         if self.bias is not None:
             out = out + self.bias
         if return_attention_weights:
+            if adj_t is not None:
+                # PyG returns adj_t with α as (E, heads) values; our SparseTensor holds 1-D values only
+                raise NotImplementedError("GATConv: return_attention_weights with a SparseTensor adjacency "
+                                          "is not supported; pass a (2, E) edge_index to get "
+                                          "(edge_index, alpha)")
             return out, (edge_index, alpha)
         return out
 

@@ -6,37 +6,46 @@ through (edge features, per-edge weights). `propagate` builds that graph of lazy
 the reads are gathers (index_select) and the aggregation is one scatter (index_add /
 scatter_reduce), the scheduler fuses gather → message → scatter into a single kernel per
 aggregation, with no E×F message tensor in memory.
+
+Kernels per propagate() forward (realized inputs, lazytensor.gnn.aggr): sum 1; max 2; mean,
+min, powermean, variance_preserving 3; std, var 4; softmax 5 (group max, exp stored once per
+edge and feature, group sum, weighted sum; the count kernel of the max scatter is the fifth).
 """
 from __future__ import annotations
 
 import inspect
 from typing import Any
 
+from lazytensor.gnn.aggr import aggregation_resolver
 from lazytensor.nn.module import Module
-from lazytensor.sparse.ops import scatter
 from lazytensor.sparse.tensor import SparseTensor
 from lazytensor.sparse.structure import index_tensor
 from lazytensor.tensor import Tensor
 
-AGGREGATIONS = ("add", "sum", "mean", "max", "min")
 SPECIAL_ARGS = ("index", "ptr", "dim_size", "size_i", "size_j", "edge_index", "edge_index_i", "edge_index_j")
 
 
 class MessagePassing(Module):
     """Base class of message-passing layers (torch_geometric.nn.MessagePassing).
 
-    aggr: 'add'/'sum', 'mean', 'max' or 'min'; flow: 'source_to_target' (messages go from
+    aggr: a name ('add'/'sum', 'mean', 'max', 'min', 'softmax', 'std', 'var') or an Aggregation
+    module, built with aggr_kwargs (e.g. aggr='softmax', aggr_kwargs=dict(learn=True)); it is
+    kept as the submodule `aggr_module`. flow: 'source_to_target' (messages go from
     edge_index[0] to edge_index[1]) or 'target_to_source'. Nodes with no incoming edge
     aggregate to 0."""
 
-    def __init__(self, aggr: str = "add", flow: str = "source_to_target", node_dim: int = -2) -> None:
+    def __init__(self, aggr: Any = "sum", *, aggr_kwargs: dict[str, Any] | None = None,
+                 flow: str = "source_to_target", node_dim: int = -2) -> None:
         super().__init__()
-        if aggr not in AGGREGATIONS:
-            raise ValueError(f"{type(self).__name__}: aggr must be one of {AGGREGATIONS}, got {aggr!r}")
+        try:
+            aggr_module = aggregation_resolver(aggr, **(aggr_kwargs or {}))
+        except ValueError as err:
+            raise ValueError(f"{type(self).__name__}: {err}") from None
         if flow not in ("source_to_target", "target_to_source"):
             raise ValueError(f"{type(self).__name__}: flow must be 'source_to_target' or 'target_to_source', "
                              f"got {flow!r}")
-        self.aggr = aggr
+        self.aggr = aggr if isinstance(aggr, str) else repr(aggr)
+        self.aggr_module = aggr_module
         self.flow = flow
         self.node_dim = node_dim
         self._message_args = _arg_names(self.message)
@@ -48,8 +57,8 @@ class MessagePassing(Module):
         return x_j
 
     def aggregate(self, inputs: Tensor, index: Tensor, ptr: Any = None, dim_size: int | None = None) -> Tensor:
-        """Reduce the messages arriving at each node (dim 0 of `inputs`)."""
-        return scatter(inputs, index, 0, dim_size, "sum" if self.aggr == "add" else self.aggr)
+        """Reduce the messages arriving at each node (dim 0 of `inputs`) with `aggr_module`."""
+        return self.aggr_module(inputs, index, ptr=ptr, dim_size=dim_size, dim=0)
 
     def update(self, inputs: Tensor) -> Tensor:
         """Map each node's aggregated message to its new value (default: identity)."""
@@ -73,25 +82,36 @@ class MessagePassing(Module):
         src, dst = edge_index[0], edge_index[1]
         return (src, dst) if self.flow == "source_to_target" else (dst, src)
 
-    def _sizes(self, size: Any, kwargs: dict[str, Any]) -> list[int | None]:
+    def _sizes(self, names: list[str], size: Any, kwargs: dict[str, Any]) -> list[int | None]:
+        """[number of source nodes, number of target nodes], as PyG: from `size`, else from the node
+        tensors that message() reads as `*_j` / `*_i` (both halves of a (source, target) pair)."""
         sizes: list[int | None] = [None, None] if size is None else [int(size[0]), int(size[1])]
-        for name, value in kwargs.items():
-            pair = value if isinstance(value, tuple) else (value, value)
-            for k in (0, 1):
-                if isinstance(pair[k], Tensor) and pair[k].ndim > 0 and sizes[k] is None \
-                        and name not in ("edge_attr", "edge_weight", "alpha"):
-                    sizes[k] = pair[k].shape[0]
-        if sizes[1] is None:
-            sizes[1] = sizes[0]
-        if sizes[0] is None:
-            sizes[0] = sizes[1]
+        j_side, i_side = (0, 1) if self.flow == "source_to_target" else (1, 0)
+        for name in names:
+            if not (name.endswith("_j") or name.endswith("_i")) or name[:-2] not in kwargs:
+                continue
+            value = kwargs[name[:-2]]
+            if isinstance(value, tuple):
+                # a pair sets both sides; its position k is side k (side j is 0 for source_to_target)
+                sides = [(0, value[0]), (1, value[1])]
+            else:
+                sides = [(j_side if name.endswith("_j") else i_side, value)]
+            for side, tensor in sides:
+                if isinstance(tensor, Tensor) and tensor.ndim > 0:
+                    if sizes[side] is not None and sizes[side] != tensor.shape[0]:
+                        raise ValueError(f"{type(self).__name__}.propagate: {name[:-2]} has "
+                                         f"{tensor.shape[0]} nodes on one side of the graph, but that side "
+                                         f"has {sizes[side]}")
+                    sizes[side] = tensor.shape[0]
         return sizes
 
-    def _collect(self, names: list[str], edge_index: Any, size: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    def _collect(self, names: list[str], edge_index: Any, size: Any,
+                 kwargs: dict[str, Any]) -> dict[str, Any]:
         """The keyword arguments of message()/edge_update(): `*_j` / `*_i` gathered per edge."""
         j_index, i_index = self._indices(edge_index)
-        sizes = self._sizes(size, kwargs)
-        # position 0 of a (source, target) pair is the source side for the default flow
+        if size is None and isinstance(edge_index, SparseTensor):
+            size = (edge_index.shape[1], edge_index.shape[0])     # adj_t is [target, source]
+        sizes = self._sizes(names, size, kwargs)
         j_side, i_side = (0, 1) if self.flow == "source_to_target" else (1, 0)
         out: dict[str, Any] = {}
         for name in names:
@@ -112,16 +132,17 @@ class MessagePassing(Module):
             elif name == "edge_index_j":
                 out[name] = j_index
             elif name in ("dim_size", "size_i"):
-                out[name] = sizes[i_side]
+                out[name] = sizes[i_side] if sizes[i_side] is not None else sizes[j_side]
             elif name == "size_j":
-                out[name] = sizes[j_side]
+                out[name] = sizes[j_side] if sizes[j_side] is not None else sizes[i_side]
             elif name == "ptr":
                 out[name] = None
             elif name == "edge_index":
                 out[name] = edge_index
             else:
                 out[name] = kwargs.get(name)
-        out["_index"], out["_dim_size"] = i_index, sizes[i_side]
+        out["_index"] = i_index
+        out["_dim_size"] = sizes[i_side] if sizes[i_side] is not None else sizes[j_side]
         return out
 
     def propagate(self, edge_index: Any, size: tuple[int, int] | None = None, **kwargs: Any) -> Tensor:

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from lazytensor.creation import empty
-from lazytensor.gnn.utils import edge_array
+from lazytensor.gnn.utils import edge_array, softmax
 from lazytensor.nn import init
 from lazytensor.nn.module import Module, Parameter
 from lazytensor.sparse.ops import scatter
@@ -55,6 +55,16 @@ def topk_per_graph(score: np.ndarray, ratio: float | int, batch: np.ndarray) -> 
     return order[rank < k[batch[order]]]
 
 
+def above_min_score(score: np.ndarray, min_score: float, batch: np.ndarray, tol: float = 1e-7) -> np.ndarray:
+    """Indices (ascending) of the nodes scoring above min_score; a graph whose best node is below it
+    keeps the nodes within `tol` of its best, so no graph loses all its nodes (as PyG)."""
+    num_graphs = int(batch.max()) + 1 if batch.size else 0
+    best = np.full(num_graphs, -np.inf, dtype=score.dtype)
+    np.maximum.at(best, batch, score)
+    threshold = np.minimum(best[batch] - np.asarray(tol, score.dtype), np.asarray(min_score, score.dtype))
+    return np.nonzero(score > threshold)[0]
+
+
 def filter_adj(edge_index: np.ndarray, edge_attr: Tensor | None, perm: np.ndarray,
                num_nodes: int) -> tuple[np.ndarray, Tensor | None]:
     """Keep the edges whose two ends are both kept, renumbered by their position in perm."""
@@ -79,14 +89,17 @@ class SelectTopK(Module):
 class TopKPooling(Module):
     """Graph U-Net pooling: score y = tanh(X p / ||p||), keep the top ratio of nodes per graph,
     scale their features by their score (so p gets a gradient), drop edges to removed nodes.
+    With min_score, y = softmax over each graph of X p and the nodes with y > min_score are kept
+    (at least the best of each graph). ratio >= 1 is a node count k; multiplier scales the output;
+    nonlinearity is a Tensor method name ('tanh', 'sigmoid', ...) or a callable.
 
     forward → (x, edge_index, edge_attr, batch, perm, score[perm]) as PyG."""
 
     def __init__(self, in_channels: int, ratio: float | int = 0.5, min_score: float | None = None,
                  multiplier: float = 1.0, nonlinearity: Any = "tanh") -> None:
         super().__init__()
-        if min_score is not None:
-            raise NotImplementedError("TopKPooling: min_score is not supported yet (use ratio)")
+        if min_score is None and ratio is None:
+            raise ValueError("TopKPooling: at least one of 'ratio' and 'min_score' must be given")
         self.in_channels, self.ratio, self.min_score, self.multiplier = in_channels, ratio, min_score, multiplier
         self.nonlinearity = nonlinearity
         self.select = SelectTopK(in_channels)   # parameter name select.weight, as PyG
@@ -105,9 +118,18 @@ class TopKPooling(Module):
         attn = attn.reshape(-1, 1) if attn.ndim == 1 else attn
         weight = self.select.weight
         score = (attn * weight).sum(-1)
-        score = self._act(score / weight.norm(p=2, dim=-1))
+        if self.min_score is None:
+            score = self._act(score / weight.norm(p=2, dim=-1))
+        else:
+            batch_t = index_tensor(host_batch, x.device) if batch is None else batch
+            num_graphs = int(host_batch.max()) + 1 if host_batch.size else 0
+            score = softmax(score, batch_t, None, num_graphs)
         # which nodes survive is structure: chosen on the host from the realized scores
-        perm = topk_per_graph(score.detach().numpy(), self.ratio, host_batch)
+        host_score = score.detach().numpy()
+        if self.min_score is None:
+            perm = topk_per_graph(host_score, self.ratio, host_batch)
+        else:
+            perm = above_min_score(host_score, self.min_score, host_batch)
         perm_t = index_tensor(perm, x.device)
         kept_score = score.index_select(0, perm_t)
         out = x.index_select(0, perm_t) * kept_score.reshape(-1, 1)
@@ -118,4 +140,5 @@ class TopKPooling(Module):
         return out, index_tensor(new_ei, x.device), new_attr, new_batch, perm_t, kept_score
 
     def __repr__(self) -> str:
-        return f"TopKPooling({self.in_channels}, ratio={self.ratio}, multiplier={self.multiplier})"
+        return (f"TopKPooling({self.in_channels}, ratio={self.ratio}, multiplier={self.multiplier}, "
+                f"min_score={self.min_score})")

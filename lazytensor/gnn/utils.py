@@ -15,7 +15,7 @@ from lazytensor import dtypes
 from lazytensor.creation import full, rand, zeros
 from lazytensor.functions import cat
 from lazytensor.sparse.ops import scatter
-from lazytensor.sparse.structure import host_index, index_tensor
+from lazytensor.sparse.structure import check_in_range, host_index, index_tensor
 from lazytensor.tensor import Tensor
 
 
@@ -196,26 +196,30 @@ def k_hop_subgraph(node_idx: Any, num_hops: int, edge_index: Tensor, relabel_nod
     """Nodes that reach `node_idx` within num_hops hops, and the edges among them.
 
     → (subset, edge_index, mapping, edge_mask), as torch_geometric.utils.k_hop_subgraph:
-    subset is sorted, mapping gives the position of each seed inside subset."""
+    subset is sorted, mapping gives the position of each seed inside subset. flow says which
+    way messages travel (source_to_target: collect the nodes that send to the seeds); with
+    directed=True only the edges walked on the way in are kept, else every edge among subset."""
     if flow not in ("source_to_target", "target_to_source"):
         raise ValueError(f"k_hop_subgraph: flow must be 'source_to_target' or 'target_to_source', got {flow!r}")
-    if directed:
-        raise NotImplementedError("k_hop_subgraph: directed=True is not supported yet; use directed=False")
     ei = edge_array(edge_index, "k_hop_subgraph")
     n = maybe_num_nodes(ei, num_nodes)
+    # an edge is walked from `row` (already reached) back to `col` (newly reached)
     row, col = (ei[1], ei[0]) if flow == "source_to_target" else (ei[0], ei[1])
     seeds = np.atleast_1d(host_index(node_idx, "k_hop_subgraph node_idx"))
+    check_in_range(seeds, n, "k_hop_subgraph", "node_idx")
     frontier = seeds
     visited = np.zeros(n, dtype=bool)
     visited[seeds] = True
+    walked = np.zeros(ei.shape[1], dtype=bool)
     for _ in range(num_hops):
         hit = np.zeros(n, dtype=bool)
         hit[frontier] = True
-        reached = col[hit[row]]
-        frontier = np.unique(reached)
+        step = hit[row]
+        walked |= step
+        frontier = np.unique(col[step])
         visited[frontier] = True
     subset = np.nonzero(visited)[0]
-    edge_mask = visited[ei[0]] & visited[ei[1]]
+    edge_mask = walked if directed else visited[ei[0]] & visited[ei[1]]
     new_ei = ei[:, edge_mask]
     if relabel_nodes:
         mapping_arr = np.full(n, -1, dtype=np.int64)

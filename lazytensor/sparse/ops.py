@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from lazytensor import dtypes
 from lazytensor.creation import zeros
 from lazytensor.sparse.structure import expand_ptr, host_index, index_tensor
 from lazytensor.tensor import Tensor
@@ -88,7 +87,12 @@ def spmm(sparse: "SparseTensor", dense: Tensor, reduce: str = "sum") -> Tensor:
 
     reduce='sum' is the matrix product; 'mean', 'max', 'min' reduce the weighted neighbours
     instead (as torch_sparse.matmul). One fused gather → multiply → scatter kernel, O(nnz·F)."""
+    from lazytensor.sparse.bsr import BlockSparseTensor, bsr_spmm
     from lazytensor.sparse.tensor import SparseTensor
+    if isinstance(sparse, BlockSparseTensor):
+        if reduce not in ("sum", "add"):
+            raise ValueError(f"spmm: a BlockSparseTensor supports reduce='sum' only, got {reduce!r}")
+        return bsr_spmm(sparse, dense)
     if not isinstance(sparse, SparseTensor):
         raise TypeError(f"spmm: first operand must be a SparseTensor, got {type(sparse).__name__}")
     if not isinstance(dense, Tensor):
