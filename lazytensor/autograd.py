@@ -17,7 +17,7 @@ from typing import Callable
 from lazytensor import dtypes
 from lazytensor import graph as g
 from lazytensor.graph import Node
-from lazytensor.ops import Op
+from lazytensor.ops import MOVEMENT, Op
 
 GradRule = Callable[[Node, Node], tuple[Node | None, ...]]
 
@@ -71,6 +71,25 @@ def _sum_to(grad: Node, shape: tuple[int, ...]) -> Node:
 def _expand_back(grad: Node, reduced: Node) -> Node:
     """Broadcast a reduce's gradient back over the reduced axes of its source."""
     return g.expand(grad, reduced.srcs[0].shape)
+
+
+def _layout_source(node: Node) -> Node:
+    """node with the layout copies (CONTIGUOUS) inside its chain of views removed: the same values,
+    read from where they came from. A matmul packs its right operand into panels for the forward
+    pass; the backward pass reads the operand in its own layout instead (there the packed layout
+    would be strided along the gradient's vector axis)."""
+    views: list[Node] = []
+    current = node
+    while current.op in MOVEMENT or current.op is Op.CONTIGUOUS:
+        views.append(current)
+        current = current.srcs[0]
+    if current.op is not Op.BUFFER or not any(v.op is Op.CONTIGUOUS for v in views):
+        return node   # only a copy of stored data is dropped: a computed value stays computed once
+    rebuilt = current
+    for view in reversed(views):
+        if view.op is not Op.CONTIGUOUS:
+            rebuilt = Node.make(view.op, view.dtype, (rebuilt,), view.arg, view.shape)
+    return rebuilt
 
 
 # ---- the rules, one per primitive ----
@@ -184,7 +203,7 @@ def _inverse_permutation(order: tuple[int, ...]) -> tuple[int, ...]:
 
 GRAD_RULES: dict[Op, GradRule] = {
     Op.ADD: lambda n, gr: (gr, gr),
-    Op.MUL: lambda n, gr: (_mul(gr, n.srcs[1]), _mul(gr, n.srcs[0])),
+    Op.MUL: lambda n, gr: (_mul(gr, _layout_source(n.srcs[1])), _mul(gr, _layout_source(n.srcs[0]))),
     Op.FDIV: lambda n, gr: (_div(gr, n.srcs[1]),
                             _neg(_div(_mul(gr, n), n.srcs[1]))),
     Op.NEG: lambda n, gr: (_neg(gr),),

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from lazytensor import dtypes
-from lazytensor.ops import Op
+from lazytensor.ops import MOVEMENT, Op
 
 if TYPE_CHECKING:
     from lazytensor.tensor import Tensor
@@ -110,7 +110,17 @@ def _panel_width(y: "Tensor", m: int) -> int:
     width = PANEL_BYTES // max(y.dtype.itemsize, 1)
     if not y.dtype.is_float or m < PACK_MIN_ROWS or k < 2 or n <= width or n % width:
         return 0
+    if not _is_stored(y):
+        return 0   # a computed operand would be computed inside the packing copy, in panel order
     return width
+
+
+def _is_stored(t: "Tensor") -> bool:
+    """t is a view of data already in a buffer (a parameter, an input), not a value still to compute."""
+    node = t.node
+    while node.op in MOVEMENT:
+        node = node.srcs[0]
+    return node.op is Op.BUFFER
 
 
 def _packed_columns(y: "Tensor", width: int) -> "Tensor":
