@@ -5,7 +5,9 @@ The fusion policy lives here and only here:
 - a node becomes a kernel output ("is materialized") only for a reason, recorded in words:
   it was asked for (realize/contiguous), it is a reduce whose result is broadcast back
   against a larger shape or feeds another reduce (it needs its own pass), it is a reduce used
-  by several consumers, a scatter (a push-style kernel), or a device copy.
+  by several consumers, a scatter (a push-style kernel), or a device copy;
+- on the CPU a reduce broadcast only along a kernel's inner loops (softmax's max and sum over the
+  last axis, layernorm's mean and var) stays inline and is computed once per row (row_fusion.py).
 
 `create_schedule` is the stage entry point; each helper can be called on its own in tests.
 """
@@ -20,6 +22,8 @@ from lazytensor import graph as g
 from lazytensor.graph import Node
 from lazytensor.ops import ELEMENTWISE, MOVEMENT, Op
 from lazytensor.rewrite import ALGEBRA_RULES, rewrite
+from lazytensor.row_fusion import (NO_DEPS, Deps, RegionScan, classify_reduce, output_deps, pad_gate_deps,
+                                   source_deps)
 
 # Buffers of nodes that were realized: a later graph that still contains such a node reads the
 # buffer instead of recomputing it. Weak on both sides of the node's life.
@@ -35,6 +39,13 @@ REASON_SCATTER = "scatter writes by index (push-style kernel)"
 REASON_SCATTER_INPUT = "reduce result feeds a scatter"
 REASON_COPY = "copy to another device"
 REASON_EXPENSIVE = "costly input is broadcast inside a reduce (computed once, stored)"
+REASON_ROW_IN_REDUCE = ("reduce result is broadcast inside a per-element reduce (stored, so that reduce "
+                        "keeps its loop optimizations)")
+
+ROW_FUSION_DEVICES = ("CPU",)
+"""Devices whose renderer hoists a row reduce above the inner loops of its kernel. The GPU
+renderers map every output element to its own work-item, where a row reduce would be
+recomputed per element, so there such a reduce keeps its own kernel."""
 
 RECOMPUTE_LIMIT = 6
 """An elementwise subgraph with more ops than this is stored rather than recomputed for every
@@ -101,8 +112,12 @@ def count_fused_outputs(roots: list[Node]) -> dict[Node, int]:
     return {n: len(targets) for n, targets in reach.items()}
 
 
-def find_materialized(roots: list[Node]) -> dict[Node, str]:
-    """Every node that must be a kernel output, with the reason (the fusion policy)."""
+def find_materialized(roots: list[Node], fuse_rows: bool = False) -> dict[Node, str]:
+    """Every node that must be a kernel output, with the reason (the fusion policy).
+
+    fuse_rows: keep a reduce that is only broadcast along a kernel's inner loops (softmax's
+    max and sum, layernorm's mean and var) inside that kernel (see row_fusion.py); the
+    renderer must then hoist it above those loops (the C renderer does)."""
     out: dict[Node, str] = {}
     for r in roots:
         if r.op is not Op.BUFFER:
@@ -116,8 +131,11 @@ def find_materialized(roots: list[Node]) -> dict[Node, str]:
             out.setdefault(node, REASON_SCATTER)
         elif node.op is Op.COPY:
             out.setdefault(node, REASON_COPY)
-        elif node.op is Op.REDUCE and (users[node] > 1 or fused_outputs[node] > 1):
+        elif node.op is Op.REDUCE and (users[node] > 1 or (fused_outputs[node] > 1 and not fuse_rows)):
+            # (with fuse_rows, a reduce reaching several kernels is found by _cut_to_fixed_point)
             out.setdefault(node, REASON_SHARED)
+    if fuse_rows:
+        return _cut_to_fixed_point(out)
     # Walk each kernel's region from its output down; a reduce reached in a context where it
     # cannot be computed inline (under a broadcast, inside another reduce, ...) is cut out.
     worklist = list(out)
@@ -171,6 +189,96 @@ def _reduces_to_cut(kernel_root: Node, materialized: dict[Node, str]) -> list[tu
         else:
             stack += [(s, context) for s in node.srcs]
     return cut
+
+
+def _cut_to_fixed_point(out: dict[Node, str]) -> dict[Node, str]:
+    """The fuse_rows policy: walk every kernel's region (_reduces_to_cut_rows), cut what must be
+    cut, and cut a reduce computed inline in two kernels (or at two different indices in one);
+    repeat until nothing changes (every round adds a kernel, so this ends)."""
+    while True:
+        added = False
+        placements: dict[Node, set] = {}
+        for kernel_root in list(out):
+            scan = _reduces_to_cut_rows(kernel_root, out)
+            for node, reason in scan.cut:
+                if node not in out:
+                    out[node] = reason
+                    added = True
+            for node, deps_seen in scan.inline_reduces.items():
+                placements.setdefault(node, set()).update((id(kernel_root), d) for d in deps_seen)
+        for node, where in placements.items():
+            if len(where) > 1 and node not in out:
+                out[node] = REASON_SHARED
+                added = True
+        if not added:
+            return out
+
+
+def _reduces_to_cut_rows(kernel_root: Node, materialized: dict[Node, str]) -> RegionScan:
+    """Like _reduces_to_cut, but a reduce broadcast only along the kernel's inner loops stays
+    inline (row_fusion.classify_reduce decides); also reports the reduces it keeps inline."""
+    scan = RegionScan()
+    start = kernel_root.srcs[0] if kernel_root.op is Op.CONTIGUOUS else kernel_root
+    if start.op is Op.COPY:
+        return scan
+    out_axes = [a for a, s in enumerate(start.shape) if s > 1]
+    root_deps = output_deps(start.shape)
+    # entries: (node, hard context or None, deps per axis, deps of the PAD guards above it (the
+    # lowering gates every load below a PAD by them), kind of the innermost enclosing reduce or None)
+    stack: list[tuple[Node, str | None, Deps, frozenset, str | None]] = []
+    if start.op is Op.SCATTER:
+        stack += [(s, REASON_SCATTER_INPUT, output_deps(s.shape), NO_DEPS, None) for s in start.srcs]
+    elif start.op is Op.REDUCE:
+        stack.append((start.srcs[0], None, _reduce_source_deps(start, root_deps), NO_DEPS, "inline"))
+    else:
+        stack.append((start, None, root_deps, NO_DEPS, None))
+    seen: set[tuple] = set()
+    while stack:
+        node, context, deps, gate, enclosing = stack.pop()
+        in_reduce = enclosing is not None
+        key = (id(node), context, deps, gate, enclosing)
+        if key in seen:
+            continue
+        seen.add(key)
+        if node is not start and node in materialized:
+            continue
+        if node.op is Op.REDUCE:
+            kind = classify_reduce(gate.union(*deps), out_axes)
+            if context is not None:
+                scan.cut.append((node, context))
+            elif kind == "nested":
+                scan.cut.append((node, REASON_NESTED))
+            elif kind == "broadcast":
+                scan.cut.append((node, REASON_BROADCAST))
+            elif kind == "row" and enclosing == "inline":
+                scan.cut.append((node, REASON_ROW_IN_REDUCE))   # e.g. a row mean inside a matmul
+            else:
+                scan.inline_reduces.setdefault(node, set()).add((deps, gate))
+                stack.append((node.srcs[0], None, _reduce_source_deps(node, deps), gate, kind))
+        elif node.op in (Op.EXPAND, Op.WINDOW) and node.numel > node.srcs[0].numel:   # reads repeat
+            src = _through_views(node.srcs[0])
+            if in_reduce and src not in materialized and _op_count(src) > RECOMPUTE_LIMIT:
+                scan.cut.append((src, REASON_EXPENSIVE))
+                continue
+            stack += [(s, context, d, gate, enclosing) for s, d in zip(node.srcs, source_deps(node, deps))]
+        elif node.op is Op.INDEX:
+            src = node.srcs[0]
+            stack.append((src, context or REASON_GATHER, output_deps(src.shape), gate, enclosing))
+            stack += [(s, context, deps, gate, enclosing) for s in node.srcs[1:]]
+        elif node.op in (Op.SCATTER, Op.CONTIGUOUS, Op.COPY):
+            continue  # always materialized
+        elif node.op in ELEMENTWISE or node.op in MOVEMENT:
+            inner_gate = gate | pad_gate_deps(node, deps) if node.op is Op.PAD else gate
+            stack += [(s, context, d, inner_gate, enclosing) for s, d in zip(node.srcs, source_deps(node, deps))]
+    return scan
+
+
+def _reduce_source_deps(node: Node, deps: Deps) -> Deps:
+    """A reduce's source axes: kept axes depend on what the reduce's output axis does, reduced
+    axes on the reduce's own loop (a tag naming this reduce and axis)."""
+    axes = node.arg[1]
+    return tuple(frozenset((("reduce", id(node), a),)) if a in axes else deps[a]
+                 for a in range(len(node.srcs[0].shape)))
 
 
 def _through_views(node: Node) -> Node:
@@ -228,7 +336,7 @@ def create_schedule(roots: list[Node], device: str) -> tuple[list[ScheduleItem],
     pre = [mapping[r] for r in roots]
     simplified = rewrite(pre, ALGEBRA_RULES)
     new_roots = [simplified[r] for r in pre]
-    materialized = find_materialized(new_roots)
+    materialized = find_materialized(new_roots, fuse_rows=device in ROW_FUSION_DEVICES)
     items: list[ScheduleItem] = []
     for node in g.toposort(new_roots):
         if node not in materialized:

@@ -350,3 +350,56 @@ def test_reduction_errors_name_the_op(call, words):
         call(x).realize()
     for w in words:
         assert w in str(info.value), str(info.value)
+
+
+# ---- row reductions fused into their consumer (softmax, layer_norm, var: one kernel on the CPU) ----
+
+ROW_OPS = {
+    "softmax": (lambda t, d: t.softmax(d), lambda t, d: torch.softmax(t, d)),
+    "log_softmax": (lambda t, d: t.log_softmax(d), lambda t, d: torch.log_softmax(t, d)),
+    "layer_norm": (lambda t, d: lt.nn.functional.layer_norm(t, t.shape[d:]),
+                   lambda t, d: torch.nn.functional.layer_norm(t, t.shape[d:])),
+    "var": (lambda t, d: t - t.var(d, keepdim=True), lambda t, d: t - t.var(d, keepdim=True)),
+    "std": (lambda t, d: t / (t.std(d, keepdim=True) + 1), lambda t, d: t / (t.std(d, keepdim=True) + 1)),
+    "logsumexp": (lambda t, d: t - t.logsumexp(d, keepdim=True), lambda t, d: t - t.logsumexp(d, keepdim=True)),
+}
+# (shape, dim): the last axis with row lengths 1, 7, 127, 1023, a middle axis, a leading axis
+ROW_CASES = [((3, 1), -1), ((5, 7), -1), ((2, 127), -1), ((3, 1023), -1), ((2, 3, 7), -1),
+             ((4, 7, 5), 1), ((127, 3), 0), ((1, 1), -1)]
+
+
+@pytest.mark.parametrize("shape,dim", ROW_CASES, ids=_id)
+@pytest.mark.parametrize("op", list(ROW_OPS))
+def test_row_reductions_match_torch(op, shape, dim):
+    ours_fn, torch_fn = ROW_OPS[op]
+    a = random_array(shape, "float32")
+    for name, view in non_contiguous_variants(a):
+        if op == "layer_norm" and dim % len(shape) != len(shape) - 1:
+            continue   # layer_norm normalizes trailing dims only
+        got = ours_fn(view(lt.tensor(a)), dim)
+        want = torch_fn(view(torch.tensor(a, dtype=torch.float64)), dim).float()
+        assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("op", ["softmax", "layer_norm"])
+def test_fused_rows_match_unoptimized_code(op):
+    from lazytensor import config
+    ours_fn = ROW_OPS[op][0]
+    a = random_array((33, 1023), "float32")
+    results = []
+    for noopt in (0, 1):
+        saved, config.NOOPT = config.NOOPT, noopt
+        try:
+            results.append(ours_fn(lt.tensor(a), -1).numpy())
+        finally:
+            config.NOOPT = saved
+    np.testing.assert_allclose(results[0], results[1], rtol=1e-5, atol=1e-6)
+
+
+def test_row_reductions_gradients_match_torch():
+    a = random_array((6, 127), "float32")
+    w = random_array((6, 127), "float32")
+    x, t = lt.tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
+    (x.softmax(-1) * lt.tensor(w)).sum().backward()
+    (torch.softmax(t, -1) * torch.tensor(w)).sum().backward()
+    assert_close(x.grad, t.grad, rtol=1e-4, atol=1e-6)

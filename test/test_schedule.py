@@ -26,7 +26,10 @@ REFERENCE_GRAPHS = [
     # (name, builder, max kernels)
     ("8-op elementwise chain on 4 inputs", lambda: chain8(*(realized(16, 16) for _ in range(4))), 1),
     ("(a*b).sum(1) + c", lambda: (realized(8, 16) * realized(8, 16)).sum(1) + realized(8), 1),
-    ("softmax over the last axis", lambda: realized(8, 16).softmax(-1), 3),
+    ("softmax over the last axis", lambda: realized(8, 16).softmax(-1), 1),
+    ("log_softmax over the last axis", lambda: realized(8, 16).log_softmax(-1), 1),
+    ("layer_norm over the last axis", lambda: lt.nn.functional.layer_norm(realized(8, 16), (16,)), 1),
+    ("softmax over a middle axis", lambda: realized(4, 8, 16).softmax(1), 3),
     ("(x - x.mean()).sum()", lambda: (lambda x: (x - x.mean()).sum())(realized(8, 16)), 2),
     ("matmul + bias + relu", lambda: (realized(8, 16) @ realized(16, 4) + realized(4)).relu(), 1),
     ("broadcast elementwise", lambda: realized(8, 1) * realized(1, 16) + realized(16), 1),
@@ -60,7 +63,8 @@ def test_every_kernel_has_a_reason():
     reasons = {item.reason for item in t.schedule()}
     assert schedule.REASON_OUTPUT in reasons
     assert schedule.REASON_NESTED in reasons
-    assert schedule.REASON_BROADCAST in {item.reason for item in (x.softmax(-1) * 2).schedule()}
+    # a column sum broadcast down the rows would be recomputed for every row: its own kernel
+    assert schedule.REASON_BROADCAST in {item.reason for item in (x / x.sum(0, keepdim=True)).schedule()}
 
 
 def test_contiguous_forces_a_boundary():
@@ -90,7 +94,7 @@ def test_equal_computations_share_one_compiled_kernel():
 
 def test_explain_lists_kernels_and_reasons(capsys):
     x = realized(4, 8)
-    text = lt.explain(x.softmax(-1))
+    text = lt.explain(x / x.sum(0, keepdim=True))
     assert "kernel" in text and "why:" in text
     assert schedule.REASON_BROADCAST in text
 
