@@ -61,6 +61,7 @@ class LoopKernel:
     nests: tuple[LoopNest, ...]
     checks_errors: bool = False        # has index checks or integer division: needs the error slot
     notes: tuple[str, ...] = field(default=())   # what optimization passes did, for DEBUG/VIZ
+    unrolled_ranges: frozenset[Node] = field(default=frozenset())   # reduce ranges to unroll whole
 
     @property
     def output(self) -> BufferSlot:

@@ -5,7 +5,7 @@ The pass list (`optimize`) is the one place that says which run and in what orde
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from lazytensor import config
 from lazytensor import symbolic as sym
@@ -19,6 +19,29 @@ PARALLEL_MIN_WORK = 1 << 18
 """Below this many inner-loop iterations a nest runs on one thread: forking costs more."""
 
 
+@dataclass(frozen=True)
+class OptChoices:
+    """The knobs the passes read. The defaults are the heuristic; BEAM search (lazytensor/beam.py)
+    times other settings per kernel and keeps the fastest.
+
+    tile_rows:    rows of a register tile (None: fill the vector registers, see tile_rows;
+                  1: no row axis). tile_columns: lanes of its vector axis (None: the widest of
+                  VECTOR_FACTORS dividing the loop; 1: no vector axis).
+    block_rows:   row tiles per cache block (0: no blocking).
+    split_lanes:  partial accumulators for lone contiguous reduces.
+    unroll_max:   longest inner reduce range unrolled whole (0: none).
+    parallel:     split the outer loop across threads when the nest is big enough."""
+    tile_rows: int | None = None
+    tile_columns: int | None = None
+    block_rows: int = 8
+    split_lanes: bool = True
+    unroll_max: int = 4
+    parallel: bool = True
+
+
+HEURISTIC = OptChoices()
+
+
 def nest_work(nest: LoopNest) -> int:
     """Loop iterations of a nest, counting the reduce loops inside its stored values."""
     outer = math.prod(loop.size for loop in nest.loops)
@@ -30,8 +53,10 @@ def nest_work(nest: LoopNest) -> int:
     return outer * inner
 
 
-def parallelize_outer_loop(kernel: LoopKernel) -> LoopKernel:
+def parallelize_outer_loop(kernel: LoopKernel, choices: OptChoices = HEURISTIC) -> LoopKernel:
     """Mark the outermost loop of each big enough, race-free nest as parallel (OpenMP on the CPU)."""
+    if not choices.parallel:
+        return kernel
     nests = []
     notes = list(kernel.notes)
     for nest in kernel.nests:
@@ -89,7 +114,8 @@ def _accumulator_itemsize(nest: LoopNest) -> int:
     return nest.stores[0].value.dtype.itemsize
 
 
-def choose_upcasts(nest: LoopNest, unit: VectorUnit | None = None) -> list[tuple[int, int]]:
+def choose_upcasts(nest: LoopNest, unit: VectorUnit | None = None,
+                   choices: OptChoices = HEURISTIC) -> list[tuple[int, int]]:
     """(loop position, lanes) to unroll into a register tile, for a nest whose value reduces.
 
     A "vector" axis is an output loop that some reduce-body load reads contiguously (its lanes
@@ -98,7 +124,8 @@ def choose_upcasts(nest: LoopNest, unit: VectorUnit | None = None) -> list[tuple
     Without a vector axis, two row axes make a scalar tile (each load still reused).
 
     With a vector unit (the CPU), the row count fills its registers (tile_rows: 6 rows of 16
-    floats on AVX2) and need not divide the loop: upcast_with_tail peels the remainder."""
+    floats on AVX2) and need not divide the loop: upcast_with_tail peels the remainder.
+    choices.tile_rows / tile_columns override the row count and the vector lanes."""
     if nest.serial_reason or len(nest.stores) != 1 or not nest.loops:
         return []
     loads = [ld.srcs[0] for ld in _reduce_body_loads(nest)]
@@ -108,7 +135,11 @@ def choose_upcasts(nest: LoopNest, unit: VectorUnit | None = None) -> list[tuple
     chosen: list[tuple[int, int]] = []
     for pos in positions:
         if any(_coefficient(index, nest.loops[pos].var) == 1 for index in loads):
-            lanes = _lanes(nest.loops[pos].size, VECTOR_FACTORS, 16)
+            size = nest.loops[pos].size
+            if choices.tile_columns is None:
+                lanes = _lanes(size, VECTOR_FACTORS, 16)
+            else:
+                lanes = choices.tile_columns if size % choices.tile_columns == 0 else 0
             if lanes > 1:
                 chosen.append((pos, lanes))
                 break
@@ -127,7 +158,9 @@ def choose_upcasts(nest: LoopNest, unit: VectorUnit | None = None) -> list[tuple
             continue
         if any(depends) and not all(depends):
             size = nest.loops[pos].size
-            if unit is not None and chosen and size > 8:
+            if choices.tile_rows is not None:
+                lanes = min(choices.tile_rows, size)
+            elif unit is not None and chosen and size > 8:
                 lanes = tile_rows(chosen[0][1] * _accumulator_itemsize(nest), unit)
             else:
                 lanes = _lanes(size, ROW_FACTORS, 8)
@@ -192,14 +225,14 @@ def upcast_with_tail(nest: LoopNest, pos: int, lanes: int) -> list[LoopNest]:
     return [main, upcast_loop(rest, pos, tail)]
 
 
-def upcast_reduce_tiles(kernel: LoopKernel) -> LoopKernel:
+def upcast_reduce_tiles(kernel: LoopKernel, choices: OptChoices = HEURISTIC) -> LoopKernel:
     """Register-tile reduce kernels (see choose_upcasts): the pass that makes matmul/conv fast."""
     nests: list[LoopNest] = []
     notes = list(kernel.notes)
     unit = host_vector_unit()
     for nest in kernel.nests:
         parts = [nest]
-        for pos, lanes in sorted(choose_upcasts(nest, unit), reverse=True):
+        for pos, lanes in sorted(choose_upcasts(nest, unit, choices), reverse=True):
             loop_name, size = nest.loops[pos].var.arg
             tail = f", tail of {size % lanes} unrolled" if size % lanes else ""
             notes.append(f"upcast {loop_name} ({size}) by {lanes}{tail}")
@@ -210,7 +243,7 @@ def upcast_reduce_tiles(kernel: LoopKernel) -> LoopKernel:
 
 # ---- cache blocking: keep a panel of the reused operand in cache across row tiles ----
 
-BLOCK_ROWS = 8
+BLOCK_ROWS = HEURISTIC.block_rows
 """Row tiles per block: the column loop then sweeps with a block of rows (and each column panel is
 read once per block, not once per row tile). Leftover row tiles form a second, unblocked nest."""
 BLOCK_MIN_REDUCE = 256
@@ -226,25 +259,28 @@ def _reduce_length(nest: LoopNest) -> int:
     return length
 
 
-def _block_rows(nest: LoopNest) -> LoopNest:
-    """Loops (..., r, c) → (..., r_outer, c, r_inner), r_inner of BLOCK_ROWS (r divisible by it)."""
+def _block_rows(nest: LoopNest, block: int) -> LoopNest:
+    """Loops (..., r, c) → (..., r_outer, c, r_inner), r_inner of `block` (r divisible by it)."""
     row, col = nest.loops[-2], nest.loops[-1]
     name, size = row.var.arg
-    outer = sym.loop_var(name + "o", size // BLOCK_ROWS)
-    inner = sym.loop_var(name + "i", BLOCK_ROWS)
-    value = sym.add(sym.mul(outer, sym.const(BLOCK_ROWS)), inner)
+    outer = sym.loop_var(name + "o", size // block)
+    inner = sym.loop_var(name + "i", block)
+    value = sym.add(sym.mul(outer, sym.const(block)), inner)
     stores = tuple(Store(st.slot, *sym.substitute([st.index, st.value], {row.var: value}),
                          st.reduce_op, st.replace_op) for st in nest.stores)
     loops = nest.loops[:-2] + (Loop(outer, row.parallel), col, Loop(inner))
     return LoopNest(loops, stores, nest.serial_reason)
 
 
-def block_row_loop(kernel: LoopKernel) -> LoopKernel:
+def block_row_loop(kernel: LoopKernel, choices: OptChoices = HEURISTIC) -> LoopKernel:
     """For a long reduce over the last two loops (row tiles, column tiles), split the row loop
     into blocks of BLOCK_ROWS and sweep the columns once per block: loops (r, c) become
     (r_outer, c, r_inner). The tile's column operand is then reused by BLOCK_ROWS row tiles while
     it is still in cache (matmul 2048: each B panel is read 8x less often from memory). Row tiles
     past the last whole block stay a plain (r, c) nest of their own."""
+    block = choices.block_rows
+    if block < 2:
+        return kernel
     nests: list[LoopNest] = []
     notes = list(kernel.notes)
     for nest in kernel.nests:
@@ -253,20 +289,20 @@ def block_row_loop(kernel: LoopKernel) -> LoopKernel:
             continue
         row, col = nest.loops[-2], nest.loops[-1]
         name, size = row.var.arg
-        if size <= BLOCK_ROWS or col.size <= 1:
+        if size <= block or col.size <= 1:
             nests.append(nest)
             continue
-        tail = size % BLOCK_ROWS
+        tail = size % block
         pos = len(nest.loops) - 2
         if tail:
             main_var = sym.loop_var(name, size - tail)
             tail_var = sym.loop_var(name + "t", tail)
-            nests.append(_block_rows(_resize_loop(nest, pos, main_var, main_var)))
+            nests.append(_block_rows(_resize_loop(nest, pos, main_var, main_var), block))
             nests.append(_resize_loop(nest, pos, tail_var, sym.add(sym.const(size - tail), tail_var)))
         else:
-            nests.append(_block_rows(nest))
+            nests.append(_block_rows(nest, block))
         leftover = f", {tail} left over" if tail else ""
-        notes.append(f"block {name} ({size}) by {BLOCK_ROWS} around {col.var.arg[0]}{leftover}")
+        notes.append(f"block {name} ({size}) by {block} around {col.var.arg[0]}{leftover}")
     return replace(kernel, nests=tuple(nests), notes=tuple(notes))
 
 
@@ -311,10 +347,12 @@ def _split_reduce(reduce: Node, lanes: int) -> Node:
     return parts[0]
 
 
-def split_reduce_lanes(kernel: LoopKernel) -> LoopKernel:
+def split_reduce_lanes(kernel: LoopKernel, choices: OptChoices = HEURISTIC) -> LoopKernel:
     """Give a lone reduce along contiguous memory (a row sum, softmax's max and sum, a dot product)
     partial accumulators, so its loop vectorizes: C compilers may not reorder a float reduction
     themselves. Nests the upcast pass tiled (several stores) are left alone."""
+    if not choices.split_lanes:
+        return kernel
     nests = []
     notes = list(kernel.notes)
     for nest in kernel.nests:
@@ -334,13 +372,39 @@ def split_reduce_lanes(kernel: LoopKernel) -> LoopKernel:
     return replace(kernel, nests=tuple(nests), notes=tuple(notes))
 
 
-PASSES = [upcast_reduce_tiles, split_reduce_lanes, block_row_loop, parallelize_outer_loop]
+# ---- unroll short inner reduce ranges: a 3x3 window's kh, kw loops ----
+
+UNROLL_MAX = HEURISTIC.unroll_max
+"""Inner reduce ranges this short are unrolled whole: their loop overhead and the accumulator
+round trips across loop levels cost more than the body (and GCC's SLP vectorizer gives up on
+tiles whose accumulators cross three loop levels)."""
 
 
-def optimize(kernel: LoopKernel) -> LoopKernel:
-    """Run the optimization passes in order (none with NOOPT=1)."""
+def unroll_short_reduce_ranges(kernel: LoopKernel, choices: OptChoices = HEURISTIC) -> LoopKernel:
+    """Mark every reduce range of at most UNROLL_MAX iterations inside a longer one for full
+    unrolling (the renderer emits the compiler's unroll pragma): conv's (cin, kh, kw) reduce then
+    runs one loop over cin with 9 unrolled steps of the register tile."""
+    marked: set[Node] = set(kernel.unrolled_ranges)
+    for nest in kernel.nests:
+        for st in nest.stores:
+            for n in toposort([st.value]):
+                if n.op is Op.REDUCE_LOOP and len(n.arg[1]) > 1:
+                    marked |= {r for r in n.arg[1][1:] if r.arg[1] <= choices.unroll_max}
+    if len(marked) == len(kernel.unrolled_ranges):
+        return kernel
+    names = ", ".join(sorted(f"{r.arg[0]} ({r.arg[1]})" for r in marked - kernel.unrolled_ranges))
+    return replace(kernel, unrolled_ranges=frozenset(marked), notes=kernel.notes + (f"unroll {names}",))
+
+
+PASSES = [upcast_reduce_tiles, split_reduce_lanes, block_row_loop, unroll_short_reduce_ranges,
+          parallelize_outer_loop]
+
+
+def optimize(kernel: LoopKernel, choices: OptChoices = HEURISTIC) -> LoopKernel:
+    """Run the optimization passes in order (none with NOOPT=1), with the heuristic's knobs or
+    the ones given (BEAM search)."""
     if config.NOOPT:
         return kernel
     for p in PASSES:
-        kernel = p(kernel)
+        kernel = p(kernel, choices)
     return kernel

@@ -32,6 +32,10 @@ VIZ_DIR = Path(os.environ.get("VIZ_DIR", "lazytensor-viz"))
 NOOPT = _int_env("NOOPT", 0)
 """1: skip loop optimizations (tests compare optimized against unoptimized code)."""
 
+BEAM = _int_env("BEAM", 0)
+"""n > 0: search each CPU kernel's optimization settings with a beam of width n, timing compiled
+variants, and keep the fastest (lazytensor/beam.py; results cached on disk per kernel)."""
+
 VALIDATE = _int_env("VALIDATE", 0)
 """1: prove every load/store index of every kernel in range before rendering (tests turn it on)."""
 

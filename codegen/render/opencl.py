@@ -34,6 +34,9 @@ class OpenCLRenderer(GPURenderer):
     def local_type(self, dt: DType) -> str:
         return "uchar" if dt.is_bool else self.type_name(dt)
 
+    def fma_fn(self, dt: DType) -> str:
+        return "fma"   # overloaded for float and double in OpenCL C
+
     def math_fn(self, name: str, dt: DType) -> str:
         return name              # OpenCL's math builtins are overloaded on float and double
 
