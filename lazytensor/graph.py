@@ -21,6 +21,13 @@ Shape = tuple[int, ...]
 
 def _arg_key(arg: Any) -> Any:
     """A hashable key that tells 0.0 from -0.0 and matches NaN with itself."""
+    if arg is None or arg.__class__ is int:   # fast paths: most nodes have no arg or an int one
+        return arg
+    if arg.__class__ is tuple:
+        for a in arg:
+            if a.__class__ is not int and isinstance(a, (float, tuple)):
+                return tuple(_arg_key(a) for a in arg)
+        return arg   # shapes, axes, permutations: nothing inside needs a key of its own
     if isinstance(arg, float):
         return ("float", arg.hex())
     if isinstance(arg, tuple):
@@ -28,31 +35,46 @@ def _arg_key(arg: Any) -> Any:
     return arg
 
 
+_nodes: "dict[tuple, weakref.KeyedRef]" = {}   # the hash-cons table: key -> weak reference to its node
+                                               # (a plain dict: WeakValueDictionary's Python-level
+                                               # methods cost a microsecond per node built)
+
+
+def _forget(ref: weakref.KeyedRef, nodes: dict = _nodes) -> None:
+    """A node died: drop its entry, unless the key already belongs to a newer node. (The table is
+    bound as a default: the callback may run while the interpreter tears the module down.)"""
+    if nodes.get(ref.key) is ref:
+        del nodes[ref.key]
+
+
 class Node:
     """One op in the graph: `op` applied to `srcs` with argument `arg`, giving `dtype`/`shape`.
 
     Never construct directly; use `Node.make` (or the helpers below) so equal nodes are shared.
     """
-    __slots__ = ("op", "dtype", "srcs", "arg", "shape", "__weakref__", "_bounds")
-    _table: "weakref.WeakValueDictionary[tuple, Node]" = weakref.WeakValueDictionary()
+    __slots__ = ("op", "dtype", "srcs", "arg", "shape", "__weakref__", "_bounds", "arg_key")
 
     op: Op
     dtype: DType
     srcs: tuple["Node", ...]
     arg: Any
     shape: Shape
+    arg_key: Any   # _arg_key(arg), kept for the schedule cache's structure key
 
     @staticmethod
     def make(op: Op, dtype: DType, srcs: tuple["Node", ...] = (), arg: Any = None,
              shape: Shape = ()) -> "Node":
-        key = (op, dtype, srcs, _arg_key(arg), shape)
-        found = Node._table.get(key)
-        if found is not None:
-            return found
+        arg_key = _arg_key(arg)
+        key = (op, dtype, srcs, arg_key, shape)
+        ref = _nodes.get(key)
+        if ref is not None:
+            found = ref()
+            if found is not None:
+                return found
         node = object.__new__(Node)
         node.op, node.dtype, node.srcs, node.arg, node.shape = op, dtype, srcs, arg, shape
-        node._bounds = None
-        Node._table[key] = node
+        node._bounds, node.arg_key = None, arg_key
+        _nodes[key] = weakref.KeyedRef(node, _forget, key)
         return node
 
     @property

@@ -5,22 +5,25 @@ listed in `compile_kernel` and `run_schedule`.
 """
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from lazytensor import capture, config
+from lazytensor import graph as g
 from lazytensor.graph import Node
 from lazytensor.ops import Op
 from lazytensor.schedule import REALIZED, create_schedule
-from lazytensor.schedule_cache import PLANS, Plan, PlannedStep, Ref, plan_from_schedule, structure_key
+from lazytensor.schedule_cache import PLANS, Plan, PlannedStep, plan_from_schedule, structure_key
 from lazytensor.runtime.device import Buffer, get_runtime
 
 from lazytensor.codegen.kernel import LoopKernel
 from lazytensor.codegen.lower import lower_kernel, validate_indices
-from lazytensor.codegen.opt import optimize
+from lazytensor.codegen.hoist import is_row_kernel, optimize_cpu
 from lazytensor.codegen.gpu import optimize_gpu
+from lazytensor.codegen.opt import optimize
 
 
 @dataclass
@@ -46,6 +49,8 @@ class LaunchRecord:
 
 
 _compiled: dict[tuple[str, Node], CompiledKernel] = {}
+_errors = threading.local()   # .slots: this thread's kernel error slots (written only on an error), one
+                              # array for all its launches, so the runtime resolves its address once
 launch_log: list[LaunchRecord] = []
 _listeners: list = []    # callables receiving each LaunchRecord (profilers)
 _realize_observers: list = []   # callables (roots, plan, device) run before a plan; may return a callable
@@ -86,9 +91,19 @@ def renderer_for(device: str):
     raise ValueError(f"no renderer for device {device}")
 
 
+def optimize_for_device(loop_kernel: LoopKernel, device: str) -> LoopKernel:
+    """The device's optimization passes; on the CPU with BEAM=n, with the beam-searched settings."""
+    if device != "CPU":
+        return optimize_gpu(loop_kernel)
+    if config.BEAM > 0 and not config.NOOPT and not is_row_kernel(loop_kernel):
+        from lazytensor.beam import beam_choices
+        return optimize(loop_kernel, beam_choices(loop_kernel, config.BEAM))
+    return optimize_cpu(loop_kernel)
+
+
 def compile_kernel(ast: Node, device: str) -> CompiledKernel:
     """Kernel AST → LoopKernel → optimized → source → program. Memoized on (device, ast, NOOPT)."""
-    key = (device, ast, config.NOOPT)
+    key = (device, ast, config.NOOPT, config.BEAM)
     found = _compiled.get(key)
     if found is not None:
         return found
@@ -96,7 +111,7 @@ def compile_kernel(ast: Node, device: str) -> CompiledKernel:
     loop_kernel = lower_kernel(ast)
     if config.VALIDATE:
         validate_indices(loop_kernel)
-    loop_kernel = optimize(loop_kernel) if device == "CPU" else optimize_gpu(loop_kernel)
+    loop_kernel = optimize_for_device(loop_kernel, device)
     if config.VALIDATE:
         validate_indices(loop_kernel)   # optimization passes rewrite indices too
     renderer = renderer_for(device)
@@ -118,19 +133,16 @@ def _nbytes(node: Node) -> int:
 def run_plan(plan: Plan, inputs: list[Buffer]) -> list[Buffer]:
     """Run a plan's steps in order over the given input buffers; returns each root's buffer."""
     made: list[Buffer] = []
-
-    def operand(ref: Ref) -> Buffer:
-        kind, k = ref
-        return inputs[k] if kind == "input" else made[k]
+    sources = {"input": inputs, "item": made}   # a Ref (kind, k) is sources[kind][k]
 
     start_all = time.perf_counter()
     released = plan.released_after
     for k, step in enumerate(plan.steps):
         for j in released[k - 1] if k else ():
             made[j] = None   # type: ignore[call-overload]  (its last reader has run: free for reuse)
-        out = Buffer(step.device, step.numel * step.dtype.itemsize).allocate()
+        out = Buffer(step.device, step.nbytes).allocate()
         made.append(out)
-        operands = [operand(r) for r in step.inputs]
+        operands = [sources[kind][j] for kind, j in step.inputs]
         if capture.ACTIVE is not None:
             capture.ACTIVE.record_step(step, out, operands)
         if step.kind == "copy":
@@ -143,18 +155,23 @@ def run_plan(plan: Plan, inputs: list[Buffer]) -> list[Buffer]:
     if config.DEBUG >= 1 and plan.steps:
         n_kernels = sum(1 for st in plan.steps if st.kind == "kernel")
         print(f"realize: {n_kernels} kernel(s), {(time.perf_counter() - start_all) * 1e3:.2f} ms")
-    return [operand(r) for r in plan.roots]
+    return [sources[kind][j] for kind, j in plan.roots]
 
 
 def launch_kernel(ck: CompiledKernel, step: PlannedStep, out: Buffer, operands: list[Buffer]) -> float:
     """Run one compiled kernel writing `out` from `operands`; raises the kernel's own error (index out
     of range, integer division by zero). Returns the kernel's run time in seconds."""
-    err = np.zeros(4, dtype=np.int64)
-    handles = [out.handle] + [b.allocate().handle for b in operands] + [err]
+    err = getattr(_errors, "slots", None)
+    if err is None:
+        err = _errors.slots = np.zeros(4, dtype=np.int64)
+    handles = [out.handle] + [b.handle if b.handle is not None else b.allocate().handle for b in operands]
+    handles.append(err)
     seconds = ck.program(*handles)
     ck.launches += 1
     if err[0] != 0:
-        _raise_kernel_error(err, step, ck)
+        found = err.copy()
+        err[:] = 0   # kernels only write it on an error: clean for the next launch
+        _raise_kernel_error(found, step, ck)
     seconds = seconds or 0.0
     if _listeners or config.DEBUG >= 2:
         _report_launch(ck, step, out, operands, seconds)
@@ -200,13 +217,15 @@ def plan_for(roots: list[Node], device: str) -> tuple[Plan, list[Buffer]]:
 
 def realize(roots: list[Node], device: str) -> list[Node]:
     """Compute roots; returns, for each, a BUFFER node holding its value."""
-    from lazytensor import graph as g
     plan, buffers = plan_for(roots, device)
-    after_run = [observe(roots, plan, device) for observe in _realize_observers]
-    results = run_plan(plan, buffers)
-    for done in after_run:
-        if done is not None:
-            done()
+    if _realize_observers:
+        after_run = [observe(roots, plan, device) for observe in _realize_observers]
+        results = run_plan(plan, buffers)
+        for done in after_run:
+            if done is not None:
+                done()
+    else:
+        results = run_plan(plan, buffers)
     out = []
     for r, buf in zip(roots, results):
         if r.op is Op.BUFFER:

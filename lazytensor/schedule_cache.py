@@ -14,8 +14,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from lazytensor import graph as g
-from lazytensor.graph import Node, _arg_key
+from lazytensor.graph import Node
 from lazytensor.ops import Op
 from lazytensor.schedule import REALIZED, ScheduleItem
 
@@ -39,12 +38,17 @@ class PlannedStep:
     device: str
     fused_ops: tuple[str, ...]
 
-    @property
+    @functools.cached_property
     def numel(self) -> int:
         n = 1
         for s in self.shape:
             n *= s
         return n
+
+    @functools.cached_property
+    def nbytes(self) -> int:
+        """Size of the step's output buffer."""
+        return self.numel * self.dtype.itemsize
 
 
 @dataclass(frozen=True)
@@ -76,22 +80,38 @@ def _is_leaf(node: Node) -> bool:
 def structure_key(roots: list[Node]) -> tuple[tuple, list[Any]]:
     """(hashable description of the graph with buffers numbered, the graph's buffers in that order).
 
-    Nodes realized earlier count as buffers (their data is reused, not recomputed)."""
-    order = g.toposort(roots, stop=_is_leaf)
-    position: dict[int, int] = {}
+    Nodes realized earlier count as buffers (their data is reused, not recomputed). This runs on every
+    realize, so it is one iterative walk (sources before users, like `g.toposort`) with no helper calls
+    per node: for a small op it is a good part of the whole overhead."""
+    realized = REALIZED.get
+    buffer_op = Op.BUFFER
+    position: dict[Node, int] = {}     # node (hashed by identity) -> its entry number; walked once
     buffers: list[Any] = []
     entries: list[tuple] = []
-    for i, n in enumerate(order):
-        position[id(n)] = i
-        if n.op is Op.BUFFER:
-            entries.append(("input", len(buffers), n.dtype, n.shape))
-            buffers.append(n.arg)
-        elif n in REALIZED:
-            entries.append(("input", len(buffers), n.dtype, n.shape))
-            buffers.append(REALIZED[n])
-        else:
-            entries.append((n.op, n.dtype, n.shape, _arg_key(n.arg), tuple(position[id(s)] for s in n.srcs)))
-    key = (tuple(entries), tuple(position[id(r)] for r in roots))
+    for root in roots:
+        if root in position:
+            continue
+        stack: list[tuple[Node, bool]] = [(root, False)]
+        while stack:
+            node, expanded = stack.pop()
+            if expanded:
+                srcs = tuple([position[s] for s in node.srcs])
+                position[node] = len(entries)
+                entries.append((node.op, node.dtype, node.shape, node.arg_key, srcs))
+                continue
+            if node in position:
+                continue
+            leaf = node.arg if node.op is buffer_op else realized(node)
+            if leaf is not None:
+                position[node] = len(entries)
+                entries.append(("input", len(buffers), node.dtype, node.shape))
+                buffers.append(leaf)
+                continue
+            stack.append((node, True))
+            for s in reversed(node.srcs):
+                if s not in position:
+                    stack.append((s, False))
+    key = (tuple(entries), tuple([position[r] for r in roots]))
     return key, buffers
 
 

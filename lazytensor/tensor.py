@@ -133,6 +133,14 @@ class Tensor(ElementwiseMixin, ReduceMixin, MovementMixin, IndexingMixin, Linalg
             t.requires_grad_(True)
         return t
 
+    @classmethod
+    def _uninitialized(cls, shape: tuple[int, ...], dtype: DType, device: str) -> "Tensor":
+        """A tensor over fresh device memory that nothing writes (torch.empty's contract): its memory
+        is allocated on first use, so a value that replaces it before then costs nothing."""
+        dev = canonical_device(device)
+        node = g.buffer(Buffer(dev, math.prod(shape) * dtype.itemsize), dtype, tuple(shape))
+        return cls._from_node(node, dev)
+
     def _new(self, node: Node) -> "Tensor":
         """A tensor for `node` on this tensor's device (detached when recorded under no_grad)."""
         if not GradMode.enabled:
@@ -252,8 +260,8 @@ class Tensor(ElementwiseMixin, ReduceMixin, MovementMixin, IndexingMixin, Linalg
     # ---- realization and conversion ----
     def realize(self) -> "Tensor":
         """Compute this tensor now (schedule → compile, cached → run); returns self."""
-        from lazytensor.realize import realize
         if self.node.op is not Op.BUFFER and self.node not in REALIZED:
+            from lazytensor.realize import realize
             (node,) = realize([self.node], self.device)
             self._set_realized(node)
         return self
@@ -285,7 +293,8 @@ class Tensor(ElementwiseMixin, ReduceMixin, MovementMixin, IndexingMixin, Linalg
 
     def numpy(self) -> np.ndarray:
         """A NumPy copy of the value (realizes)."""
-        capture.note_host_read(f"{self.dtype.name}{list(self.shape)}")
+        if capture.ACTIVE is not None:   # (the message is built only while a jit capture listens)
+            capture.note_host_read(f"{self.dtype.name}{list(self.shape)}")
         return self._peek()
 
     def _peek(self) -> np.ndarray:
@@ -308,7 +317,7 @@ class Tensor(ElementwiseMixin, ReduceMixin, MovementMixin, IndexingMixin, Linalg
         if self.numel() != 1:
             raise RuntimeError(f"item(): a tensor with {self.numel()} elements cannot be converted to a "
                                "Python scalar; only one-element tensors can")
-        return self.numpy().reshape(()).item()
+        return self.numpy().item()   # (a one-element array of any shape gives its only element)
 
     def __float__(self) -> float:
         return float(self.item())
@@ -419,7 +428,9 @@ class Tensor(ElementwiseMixin, ReduceMixin, MovementMixin, IndexingMixin, Linalg
 
     # ---- primitive wrappers the op families use ----
     def cast(self, dtype: DType) -> "Tensor":
-        return self._new(g.cast(self.node, dtypes.to_dtype(dtype)))
+        if dtype.__class__ is not DType:
+            dtype = dtypes.to_dtype(dtype)
+        return self._new(g.cast(self.node, dtype))
 
     def bitcast(self, dtype: Any) -> "Tensor":
         dt = dtypes.to_dtype(dtype)
@@ -458,6 +469,10 @@ class Tensor(ElementwiseMixin, ReduceMixin, MovementMixin, IndexingMixin, Linalg
     def _broadcast_pair(self, other: Any, op: str, reverse: bool = False,
                         dtype: DType | None = None) -> tuple["Tensor", "Tensor"]:
         """Promote and broadcast self with other (a tensor or scalar) for a binary op."""
+        if other.__class__ is Tensor and dtype is None and other.device == self.device:
+            # fast path (most binary ops): same dtype and shape need no promotion and no broadcast
+            if other.node.dtype is self.node.dtype and other.node.shape == self.node.shape:
+                return (other, self) if reverse else (self, other)
         if isinstance(other, Tensor):
             if other.device != self.device:
                 raise RuntimeError(f"{op}: Expected all tensors to be on the same device, but found at least "

@@ -55,13 +55,16 @@ class ReduceMixin:
     def _accumulate_as(self: "Tensor", dtype: Any) -> "Tensor":
         if dtype is not None:
             return self.cast(dtypes.to_dtype(dtype))
-        return self.cast(dtypes.sum_dtype(self.dtype))
+        out = dtypes.sum_dtype(self.dtype)
+        return self if out is self.dtype else self.cast(out)
 
     def sum(self: "Tensor", dim: Dims = None, keepdim: bool = False, dtype: Any = None,
             axis: Dims = None) -> "Tensor":
         dim = axis if dim is None else dim
         x = self._accumulate_as(dtype)
         acc = dtypes.acc_dtype(x.dtype)
+        if acc is x.dtype:   # the common case: no casts to record (small ops are dominated by overhead)
+            return x._reduce(Op.ADD, dim, keepdim, "sum")
         return x.cast(acc)._reduce(Op.ADD, dim, keepdim, "sum").cast(x.dtype)
 
     def prod(self: "Tensor", dim: int | None = None, keepdim: bool = False, dtype: Any = None) -> "Tensor":

@@ -8,7 +8,6 @@ from __future__ import annotations
 import ctypes
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -21,6 +20,9 @@ from lazytensor.runtime.device import DeviceUnavailable
 ALIGNMENT = 64
 POOL_MIN_BLOCK = 1 << 16    # freed blocks of at least this many bytes are kept for reuse ...
 POOL_BYTES = 1 << 30        # ... up to this many bytes in all
+SMALL_BLOCK = 1 << 12       # smaller freed blocks up to this size are kept too (a new one costs ~5 µs of
+SMALL_KEEP = 64             # NumPy calls, a lot next to a tiny kernel): at most this many per size ...
+SMALL_POOL_BYTES = 1 << 22  # ... and this many bytes of small blocks in all
 # -ffp-contract=off: no fused multiply-add contraction, so a*b+c rounds twice like PyTorch/NumPy
 # (FMA changed results by up to 100% where a*b and c cancel, and made them depend on fusion).
 # -fno-tree-loop-if-convert: GCC 12.2's loop vectorizer miscompiles if-converted guarded loads in
@@ -49,6 +51,7 @@ def _compiler_identity(cc: str) -> str:
 
 
 def _openmp_works(cc: str) -> bool:
+    import subprocess   # imported where used: a process whose kernels are all cached never needs it
     with tempfile.TemporaryDirectory() as d:
         src = Path(d) / "t.c"
         src.write_text("#include <omp.h>\nint f(void) { return omp_get_max_threads(); }\n")
@@ -62,9 +65,25 @@ class CPUMemory:
     an address costs microseconds, and small kernels are launched in microseconds)."""
     __slots__ = ("array", "address")
 
-    def __init__(self, array: np.ndarray) -> None:
+    def __init__(self, array: np.ndarray, address: int | None = None) -> None:
         self.array = array
-        self.address = array.ctypes.data
+        self.address = array.ctypes.data if address is None else address
+
+
+_last_host: tuple = (None, 0)   # the host array passed last (the launcher's error array), its address
+
+
+def _host_address(array: np.ndarray) -> int:
+    """A host array's address; the last one is remembered (kept alive here, so `is` is safe), since
+    the launcher passes the same error array to every kernel and NumPy takes microseconds to answer.
+    (One tuple, replaced whole: threads launching at once never pair an array with another's address.)"""
+    global _last_host
+    last = _last_host
+    if array is last[0]:
+        return last[1]
+    address = array.ctypes.data
+    _last_host = (array, address)
+    return address
 
 
 class CPUProgram:
@@ -76,7 +95,7 @@ class CPUProgram:
         fn.restype = None
 
     def __call__(self, *handles: "CPUMemory | np.ndarray", **_: object) -> float:
-        args = [h.address if h.__class__ is CPUMemory else h.ctypes.data for h in handles]
+        args = [h.address if h.__class__ is CPUMemory else _host_address(h) for h in handles]
         start = time.perf_counter()
         self.fn(*args)
         return time.perf_counter() - start
@@ -93,6 +112,7 @@ class CPURuntime:
         self.compiles = 0   # compiler invocations in this process (tests check the disk cache)
         self.free_blocks: dict[int, list[CPUMemory]] = {}   # nbytes -> blocks freed and kept for reuse
         self.kept_bytes = 0
+        self.small_bytes = 0   # the part of kept_bytes in blocks under pool_min_block
         self.pool_min_block, self.pool_bytes = POOL_MIN_BLOCK, POOL_BYTES
 
     @property
@@ -113,15 +133,28 @@ class CPURuntime:
         kept = self.free_blocks.get(nbytes)
         if kept:
             self.kept_bytes -= nbytes
+            if nbytes < self.pool_min_block:
+                self.small_bytes -= nbytes
             return kept.pop()
         raw = np.empty(nbytes + ALIGNMENT, dtype=np.uint8)
-        offset = (-raw.ctypes.data) % ALIGNMENT
-        return CPUMemory(raw[offset:offset + nbytes])
+        base = raw.ctypes.data
+        offset = (-base) % ALIGNMENT
+        return CPUMemory(raw[offset:offset + nbytes], base + offset)
 
     def free(self, handle: CPUMemory, nbytes: int) -> None:
-        """Keep a block nobody uses any more for the next allocation of its size (big blocks only:
-        their first touch costs page faults; small ones are cheap to make). At most POOL_BYTES kept."""
-        if nbytes < self.pool_min_block or self.kept_bytes + nbytes > self.pool_bytes:
+        """Keep a block nobody uses any more for the next allocation of its size: big blocks (their first
+        touch costs page faults; at most POOL_BYTES kept) and a few small ones per size (making one costs
+        more than a tiny kernel runs). Mid-sized blocks are cheap to make and are let go."""
+        if nbytes < self.pool_min_block:
+            if nbytes > SMALL_BLOCK or self.small_bytes + nbytes > SMALL_POOL_BYTES:
+                return
+            kept = self.free_blocks.setdefault(nbytes, [])
+            if len(kept) < SMALL_KEEP:
+                kept.append(handle)
+                self.kept_bytes += nbytes
+                self.small_bytes += nbytes
+            return
+        if self.kept_bytes + nbytes > self.pool_bytes:
             return
         self.free_blocks.setdefault(nbytes, []).append(handle)
         self.kept_bytes += nbytes
@@ -144,6 +177,7 @@ class CPURuntime:
         key = cache_key(source, self.cc_id, " ".join(flags))
 
         def build(out: Path) -> None:
+            import subprocess   # imported where used: a process whose kernels are all cached never needs it
             with tempfile.TemporaryDirectory() as d:
                 src = Path(d) / f"{function_name}.c"
                 src.write_text(source)

@@ -92,6 +92,9 @@ def canonical_device(name: str) -> str:
 
 def get_runtime(device: str) -> Runtime:
     """The runtime for a device, started on first use."""
+    rt = _runtimes.get(device)   # fast path: an already canonical name of a started device
+    if rt is not None:
+        return rt
     device = canonical_device(device)
     rt = _runtimes.get(device)
     if rt is None:

@@ -26,6 +26,7 @@ import lazytensor
 from lazytensor import dtypes
 from lazytensor.functions import where
 from lazytensor.nn import functional as F
+from lazytensor.nn import init
 from lazytensor.nn.activation import GELU, ReLU
 from lazytensor.nn.linear import Dropout, Embedding, Linear
 from lazytensor.nn.module import Module, ModuleList
@@ -304,7 +305,8 @@ class BertModel(Module):
         config = BertConfig.from_json_file(config_path)
         checkpoint = load_safetensors(weights_path, device=device)
         has_pooler = any(_strip_prefix(k).startswith("pooler.") for k in checkpoint)
-        model = cls(config, add_pooling_layer=has_pooler)
+        with init.no_init():   # every weight is overwritten next: drawing random ones first is wasted work
+            model = cls(config, add_pooling_layer=has_pooler)
         model.load_checkpoint(checkpoint, source=weights_path)
         return model.eval()
 

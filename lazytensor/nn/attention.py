@@ -312,7 +312,7 @@ class MultiheadAttention(Module):
         self.add_zero_attn = add_zero_attn
 
         def empty(*shape: int) -> Parameter:
-            return Parameter(creation.zeros(*shape, dtype=dtype, device=device))
+            return Parameter(init.placeholder(shape, dtype=dtype, device=device))
 
         if self._qkv_same_embed_dim:
             self.in_proj_weight = empty(3 * embed_dim, embed_dim)

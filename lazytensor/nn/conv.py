@@ -14,7 +14,6 @@ import math
 from typing import Any, Sequence
 
 from lazytensor import dtypes
-from lazytensor.creation import zeros
 from lazytensor.nn import init
 from lazytensor.nn.module import Module, Parameter
 from lazytensor.ops import Op
@@ -328,9 +327,9 @@ class _ConvNd(Module):
         else:
             shape = (out_channels, in_channels // groups) + self.kernel_size
         dt = dtypes.to_dtype(dtype) if dtype is not None else dtypes.default_float
-        self.weight = Parameter(zeros(shape, dtype=dt, device=device))
+        self.weight = Parameter(init.placeholder(shape, dtype=dt, device=device))
         if bias:
-            self.bias = Parameter(zeros((out_channels,), dtype=dt, device=device))
+            self.bias = Parameter(init.placeholder((out_channels,), dtype=dt, device=device))
         else:
             self.register_parameter("bias", None)
         self.reset_parameters()

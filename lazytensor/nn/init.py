@@ -7,8 +7,9 @@ realizes the result at once, as torch's eager initializers do. Each returns the 
 
 from __future__ import annotations
 
+import contextlib
 import math
-from typing import Any
+from typing import Any, Iterator
 
 from lazytensor import creation
 from lazytensor.autograd import GradMode
@@ -38,10 +39,38 @@ class _NoGrad:
         GradMode.enabled = self.previous
 
 
+_skip_depth = 0   # > 0 inside no_init(): the initializers leave their tensors as they are
+
+
+@contextlib.contextmanager
+def no_init() -> Iterator[None]:
+    """Inside this block every initializer here returns its tensor untouched: no random numbers are
+    drawn and nothing is computed. For building a module whose weights are overwritten right after
+    (loading a checkpoint); its parameters hold uninitialized memory until then (see placeholder()).
+    `lt.nn.utils.skip_init(cls, ...)` is torch's spelling for one module."""
+    global _skip_depth
+    _skip_depth += 1
+    try:
+        yield
+    finally:
+        _skip_depth -= 1
+
+
+def placeholder(shape: tuple[int, ...], dtype: Any = None, device: Any = None) -> Tensor:
+    """A layer's parameter before its initializer fills it: zeros; inside no_init(), uninitialized
+    memory instead (nothing is computed or written: the loaded weight replaces it)."""
+    if not _skip_depth:
+        return creation.zeros(*shape, dtype=dtype, device=device)
+    like = creation.zeros(*shape, dtype=dtype, device=device)   # a lazy constant: only resolves dtype/device
+    return Tensor._uninitialized(tuple(shape), like.dtype, like.device)
+
+
 def _fill_with(tensor: Tensor, value: Tensor, op: str) -> Tensor:
     """Overwrite tensor with value (same shape) under no_grad and compute it now."""
     if not isinstance(tensor, Tensor):
         raise TypeError(f"{op}: expected a lazytensor Tensor, got {type(tensor).__name__}")
+    if _skip_depth:   # (eye_, dirac_: the deterministic fills; the random ones return earlier)
+        return tensor
     with _NoGrad():
         tensor.copy_(value.detach())
     return tensor.realize()
@@ -98,6 +127,8 @@ def _calculate_correct_fan(tensor: Tensor, mode: str) -> int:
 def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator: Any = None) -> Tensor:
     """Fill with U(a, b)."""
     _check_float(tensor, "uniform_")
+    if _skip_depth:
+        return tensor
     u = creation.rand(tuple(tensor.shape), dtype=tensor.dtype, device=tensor.device)
     return _fill_with(tensor, u * (b - a) + a, "uniform_")
 
@@ -105,6 +136,8 @@ def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator: Any = No
 def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator: Any = None) -> Tensor:
     """Fill with N(mean, std²)."""
     _check_float(tensor, "normal_")
+    if _skip_depth:
+        return tensor
     z = creation.randn(tuple(tensor.shape), dtype=tensor.dtype, device=tensor.device)
     return _fill_with(tensor, z * std + mean, "normal_")
 
@@ -153,6 +186,8 @@ def trunc_normal_(
     _check_float(tensor, "trunc_normal_")
     if a >= b:
         raise ValueError(f"trunc_normal_: expected a < b, got a={a}, b={b}")
+    if _skip_depth:
+        return tensor
 
     def norm_cdf(x: float) -> float:
         return (1.0 + math.erf(x / math.sqrt(2.0))) / 2.0
@@ -170,6 +205,8 @@ def constant_(tensor: Tensor, val: float) -> Tensor:
     """Fill with val."""
     if not isinstance(tensor, Tensor):
         raise TypeError(f"constant_: expected a lazytensor Tensor, got {type(tensor).__name__}")
+    if _skip_depth:
+        return tensor
     with _NoGrad():
         tensor.fill_(val)
     return tensor.realize()
@@ -268,7 +305,7 @@ def orthogonal_(tensor: Tensor, gain: float = 1.0, generator: Any = None) -> Ten
             f"orthogonal_: only tensors with 2 or more dimensions are supported, "
             f"got shape {tuple(tensor.shape)}"
         )
-    if tensor.numel() == 0:
+    if tensor.numel() == 0 or _skip_depth:
         return tensor
     rows = tensor.shape[0]
     cols = tensor.numel() // rows
@@ -308,4 +345,6 @@ __all__ = [
     "kaiming_uniform_",
     "kaiming_normal_",
     "orthogonal_",
+    "no_init",
+    "placeholder",
 ]

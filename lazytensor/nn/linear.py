@@ -267,7 +267,7 @@ class Identity(Module):
 
 
 def _empty(shape: tuple[int, ...], dtype: Any, device: Any) -> Parameter:
-    return Parameter(creation.zeros(*shape, dtype=dtype, device=device))
+    return Parameter(init.placeholder(shape, dtype=dtype, device=device))
 
 
 class Linear(Module):

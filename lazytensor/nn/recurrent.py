@@ -116,7 +116,7 @@ class RNNBase(Module):
                     shapes.append(("weight_hr", (proj_size, hidden_size)))
                 for name, shape in shapes:
                     self.register_parameter(
-                        name + suffix, Parameter(creation.zeros(*shape, dtype=dtype, device=device))
+                        name + suffix, Parameter(init.placeholder(shape, dtype=dtype, device=device))
                     )
                     self._flat_weights_names.append(name + suffix)
         self.reset_parameters()
@@ -391,7 +391,7 @@ class RNNCellBase(Module):
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
 
         def empty(*shape: int) -> Parameter:
-            return Parameter(creation.zeros(*shape, dtype=dtype, device=device))
+            return Parameter(init.placeholder(shape, dtype=dtype, device=device))
 
         self.weight_ih = empty(num_chunks * hidden_size, input_size)
         self.weight_hh = empty(num_chunks * hidden_size, hidden_size)

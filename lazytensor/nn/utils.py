@@ -21,7 +21,16 @@ __all__ = [
     "clip_grads_with_norm_",
     "parameters_to_vector",
     "vector_to_parameters",
+    "skip_init",
 ]
+
+
+def skip_init(module_cls: type, *args: object, **kwargs: object) -> object:
+    """module_cls(*args, **kwargs) with its parameters left uninitialized (torch.nn.utils.skip_init):
+    no initializer runs, for a module whose weights are loaded right after. See nn.init.no_init()."""
+    from lazytensor.nn import init
+    with init.no_init():
+        return module_cls(*args, **kwargs)
 
 
 def _as_list(tensors: Tensor | Iterable[Tensor]) -> list[Tensor]:
