@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
+import numpy as np
+
 from lazytensor import capture, dtypes
 from lazytensor import graph as g
 from lazytensor.dtypes import DType
@@ -161,10 +163,13 @@ def random_bits(n: int, device: str) -> Tensor:
     start = _generator.counter
     _generator.counter += n
     key = _generator.seed
-    ctr = Tensor._from_node(g.iota(n, u32), device) + Tensor._from_node(
-        g.const(start & 0xFFFFFFFF, u32, ()), device)
     key_hi = (key * 0x9E3779B9 + (start >> 32)) & 0xFFFFFFFF
-    return _mix(_mix(ctr ^ key) + key_hi)
+    # The counter and key travel as data, not as constants baked into the kernel: the next draw of
+    # the same size is then the same kernel (no recompile, the schedule cache hits).
+    words = Tensor(np.array([start & 0xFFFFFFFF, key & 0xFFFFFFFF, key_hi], dtype=np.uint32), device=device)
+    ctr_start, key_lo, key_high = (words[i].expand(n) for i in range(3))
+    ctr = Tensor._from_node(g.iota(n, u32), device) + ctr_start
+    return _mix(_mix(ctr ^ key_lo) + key_high)
 
 
 def _uniform01(shape: tuple[int, ...], dt: DType, device: str) -> Tensor:
