@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -380,6 +381,10 @@ FRESH_PROCESS_CODE = {
 def row_fresh_process(cfg: Config) -> list[Measurement]:
     """Wall time of a fresh `python -c "import …; 64×64 matmul"` (ours with a warm compile cache)."""
     env = dict(os.environ, OMP_NUM_THREADS=str(cfg.threads))
+    # A user's Python keeps compiled bytecode; without it every fresh process recompiles our modules
+    # (~0.45 s). The warm-up run writes the .pyc files to a private folder.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env.setdefault("PYTHONPYCACHEPREFIX", os.path.join(tempfile.gettempdir(), "lazytensor-bench-pyc"))
     names = [OURS, "numpy"] + (["torch"] if torch is not None else [])
 
     def launch(code: str) -> None:
