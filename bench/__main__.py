@@ -64,7 +64,8 @@ def run_child(args: argparse.Namespace) -> None:
     if rows.torch is None:
         cfg.notes.append("torch not installed: PyTorch columns skipped")
     if rows.TinyTensor is None:
-        cfg.notes.append("tinygrad not importable: tinygrad columns skipped")
+        cfg.notes.append("tinygrad not importable or no usable device (its CPU backend needs clang): "
+                         "tinygrad columns skipped")
     print(f"== {threads} thread(s), {cfg.scale} scale, {args.rounds} rounds", flush=True)
     measurements = rows.run_rows(args.row_list, cfg, on_row=lambda got: print(table(got), flush=True))
     section = {"threads": threads, "quick": args.quick, "rounds": args.rounds, "scale": cfg.scale,

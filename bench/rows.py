@@ -33,8 +33,9 @@ except ImportError:  # peers are optional
     TF = None  # type: ignore[assignment]
 
 try:
-    import tinygrad  # noqa: F401  (never installed by us; used when the user has it)
+    import tinygrad  # noqa: F401  (the bench extra installs it; its CPU backend needs clang)
     from tinygrad import Tensor as TinyTensor
+    (TinyTensor([1.0]) + 1).numpy()   # a device that can compile, or no tinygrad columns
 except Exception:
     TinyTensor = None  # type: ignore[assignment]
 
