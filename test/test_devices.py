@@ -235,18 +235,31 @@ def test_kernel_errors_are_raised_on_cl():
 
 
 @needs_cl
-def test_opencl_binaries_come_from_the_disk_cache():
+def test_opencl_binaries_come_from_the_disk_cache(monkeypatch, tmp_path):
     from lazytensor.codegen.gpu import optimize_gpu
     from lazytensor.codegen.lower import lower_kernel
     from lazytensor.codegen.render.opencl import OpenCLRenderer
     from lazytensor.runtime.opencl import CLRuntime
+    monkeypatch.setenv("LAZYTENSOR_CACHE", str(tmp_path))    # an empty disk cache
     t = lt.tensor(np.arange(6.0), device="CL") * 3 + 0.25
     (item,) = [i for i in t.schedule() if i.kind == "kernel"]
     kernel = optimize_gpu(lower_kernel(item.ast))
     renderer = OpenCLRenderer()
     source = renderer.render(kernel)
-    first = CLRuntime()
-    first.compile(source, kernel.name, 3, **renderer.launch_options(kernel))
-    second = CLRuntime()      # a new runtime (as in a new process): loads the binary, compiles nothing
-    _, cached = second.compile(source, kernel.name, 3, **renderer.launch_options(kernel))
-    assert cached and second.compiles == 0
+    first = CLRuntime()       # each new runtime stands for a new process
+    _, cached = first.compile(source, kernel.name, 3, **renderer.launch_options(kernel))
+    assert not cached and first.compiles == 1
+    if first.defer_binaries:  # PoCL: the second build (a hit in PoCL's own cache) exports the binary
+        assert not list((tmp_path / "opencl").glob("*.bin"))
+        second = CLRuntime()
+        _, cached = second.compile(source, kernel.name, 3, **renderer.launch_options(kernel))
+        assert not cached and second.compiles == 1
+    assert len(list((tmp_path / "opencl").glob("*.bin"))) == 1
+    last = CLRuntime()        # loads the binary, compiles nothing, and it runs
+    program, cached = last.compile(source, kernel.name, 3, **renderer.launch_options(kernel))
+    assert cached and last.compiles == 0
+    out, src = last.alloc(6 * 8), last.alloc(6 * 8)
+    last.copyin(src, memoryview(np.arange(6.0)))
+    program(out, src, np.zeros(4, dtype=np.int64))
+    got = last.copyout(out, 6 * 8).view(np.float64)
+    np.testing.assert_array_equal(got, np.arange(6.0) * 3 + 0.25)
