@@ -50,6 +50,18 @@ recomputed per element, so there such a reduce keeps its own kernel."""
 RECOMPUTE_LIMIT = 6
 """An elementwise subgraph with more ops than this is stored rather than recomputed for every
 element of a reduce that broadcasts it (a matmul over a random or transformed operand)."""
+RECOMPUTE_REPEATS = 64
+SMALL_RECOMPUTE_LIMIT = 2
+"""A smaller subgraph (more than SMALL_RECOMPUTE_LIMIT ops) is stored too when the broadcast reads each
+of its values at least RECOMPUTE_REPEATS times: a layer norm or a relu gradient feeding a matmul
+would be recomputed once per column tile of the matmul."""
+
+
+def _costly_to_repeat(expand: Node, src: Node) -> bool:
+    """Whether src, read repeatedly through `expand` inside a reduce, should be stored first."""
+    repeats = expand.numel // max(expand.srcs[0].numel, 1)
+    limit = SMALL_RECOMPUTE_LIMIT if repeats >= RECOMPUTE_REPEATS else RECOMPUTE_LIMIT
+    return _op_count(src, limit + 1) > limit
 
 
 @dataclass
@@ -177,7 +189,7 @@ def _reduces_to_cut(kernel_root: Node, materialized: dict[Node, str]) -> list[tu
             stack.append((node.srcs[0], REASON_NESTED))
         elif node.op in (Op.EXPAND, Op.WINDOW) and node.numel > node.srcs[0].numel:   # reads repeat
             src = _through_views(node.srcs[0])
-            if context == REASON_NESTED and src not in materialized and _op_count(src) > RECOMPUTE_LIMIT:
+            if context == REASON_NESTED and src not in materialized and _costly_to_repeat(node, src):
                 cut.append((src, REASON_EXPENSIVE))
                 continue
             stack.append((node.srcs[0], context or REASON_BROADCAST))
@@ -257,7 +269,7 @@ def _reduces_to_cut_rows(kernel_root: Node, materialized: dict[Node, str]) -> Re
                 stack.append((node.srcs[0], None, _reduce_source_deps(node, deps), gate, kind))
         elif node.op in (Op.EXPAND, Op.WINDOW) and node.numel > node.srcs[0].numel:   # reads repeat
             src = _through_views(node.srcs[0])
-            if in_reduce and src not in materialized and _op_count(src) > RECOMPUTE_LIMIT:
+            if in_reduce and src not in materialized and _costly_to_repeat(node, src):
                 scan.cut.append((src, REASON_EXPENSIVE))
                 continue
             stack += [(s, context, d, gate, enclosing) for s, d in zip(node.srcs, source_deps(node, deps))]

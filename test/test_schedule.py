@@ -102,3 +102,17 @@ def test_explain_lists_kernels_and_reasons(capsys):
 def test_shared_subexpression_is_one_node():
     x = realized(3, 3)
     assert ((x + 1) * 2).node is ((x + 1) * 2).node
+
+
+@pytest.mark.parametrize("columns,stored", [(8, False), (128, True)])
+def test_a_small_transform_of_a_matmul_operand_is_stored_when_read_many_times(columns, stored):
+    """relu(x + b) feeding a matmul is recomputed once per output column when fused: with many
+    columns (>= RECOMPUTE_REPEATS) it is stored once instead; with few it stays fused."""
+    x, b = lt.randn(16, 32).realize(), lt.randn(32).realize()
+    w = lt.randn(columns, 32).realize()
+    items = ((x + b).relu() @ w.T).schedule()
+    reasons = [item.reason for item in items]
+    assert (schedule.REASON_EXPENSIVE in reasons) == stored
+    out = ((x + b).relu() @ w.T).numpy()
+    want = np.maximum(x.numpy() + b.numpy(), 0) @ w.numpy().T
+    np.testing.assert_allclose(out, want, rtol=1e-4, atol=1e-4)
