@@ -10,7 +10,7 @@ from typing import Any
 
 from lazytensor.creation import empty, zeros
 from lazytensor.gnn.message_passing import MessagePassing
-from lazytensor.gnn.utils import add_remaining_self_loops, add_self_loops, remove_self_loops
+from lazytensor.gnn.utils import add_remaining_self_loops, replace_self_loops
 from lazytensor.nn import init
 from lazytensor.nn.linear import Linear, dropout
 from lazytensor.nn.module import Module, Parameter
@@ -302,8 +302,7 @@ class GATConv(MessagePassing):
                                           "SparseTensor adjacency (as PyG); pass a (2, E) edge_index")
             n = x_src.shape[0] if x_dst is None else min(x_src.shape[0], x_dst.shape[0])
             n = min(size) if size is not None else n
-            edge_index, edge_attr = remove_self_loops(edge_index, edge_attr)
-            edge_index, edge_attr = add_self_loops(edge_index, edge_attr, self.fill_value, n)
+            edge_index, edge_attr = replace_self_loops(edge_index, edge_attr, self.fill_value, n)
         alpha = self.edge_updater(edge_index, size=size, alpha=(alpha_src, alpha_dst), edge_attr=edge_attr)
         out = self.propagate(edge_index, size=size, x=(x_src, x_dst), alpha=alpha)
         out = out.reshape(-1, heads * channels) if self.concat else out.mean(1)
@@ -331,7 +330,9 @@ class GATConv(MessagePassing):
                 edge_attr = edge_attr.reshape(-1, 1)
             edge_feat = self.lin_edge(edge_attr).reshape(-1, self.heads, self.out_channels)
             alpha = alpha + (edge_feat * self.att_edge).sum(-1)
-        alpha = alpha.leaky_relu(self.negative_slope)
+        # the logits are stored once per (edge, head): the group max, the exp and the backward
+        # scatters to both endpoints all read them instead of gathering and recomputing
+        alpha = alpha.leaky_relu(self.negative_slope).contiguous()
         alpha = softmax(alpha, index, None, dim_size)
         alpha = dropout(alpha, p=self.dropout, training=self.training)
         # stored once per (edge, head): left lazy it would be recomputed for every channel inside

@@ -8,8 +8,8 @@ scatter_reduce), the scheduler fuses gather → message → scatter into a singl
 aggregation, with no E×F message tensor in memory.
 
 Kernels per propagate() forward (realized inputs, lazytensor.gnn.aggr): sum 1; max 2; mean,
-min, powermean, variance_preserving 3; std, var 4; softmax 5 (group max, exp stored once per
-edge and feature, group sum, weighted sum; the count kernel of the max scatter is the fifth).
+min, powermean, variance_preserving 3; std, var 4; softmax 4 (group max, exp stored once per
+edge and feature, group sum, weighted sum).
 """
 from __future__ import annotations
 

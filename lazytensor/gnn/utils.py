@@ -58,12 +58,37 @@ def softmax(src: Tensor, index: Tensor, ptr: Any = None, num_nodes: int | None =
     if dim != 0:
         src = src.movedim(dim, 0)
     n = maybe_num_nodes(index.reshape(1, -1), num_nodes)
-    src_max = scatter(src.detach(), index, 0, n, "max")
-    # stored once: both the group sums and the final quotient read it (exp is ~20 ops)
-    out = (src - src_max.index_select(0, index)).exp().contiguous()
+    src_max = _group_max(src.detach(), index, n)
+    out = stored_exp(src - src_max.index_select(0, index))
     out_sum = scatter(out, index, 0, n, "sum") + 1e-16
     out = out / out_sum.index_select(0, index)
     return out.movedim(0, dim) if dim != 0 else out
+
+
+def _group_max(src: Tensor, index: Tensor, num_groups: int) -> Tensor:
+    """The max of src (E, ...) over each group of dim 0 named by index (E,) → (num_groups, ...).
+
+    Only read back at the groups' own members, so a group with no member may keep -inf: one
+    scatter, without the counting pass that scatter(..., 'max') needs to give empty groups 0."""
+    if index.shape[0] == 0:
+        return scatter(src, index, 0, num_groups, "max")
+    full_index = index.reshape((-1,) + (1,) * (src.ndim - 1)).expand(tuple(src.shape))
+    base = full((num_groups,) + tuple(src.shape[1:]), float("-inf"), dtype=src.dtype, device=src.device)
+    return base.scatter_reduce(0, full_index, src, "amax", include_self=True)
+
+
+def stored_exp(x: Tensor) -> Tensor:
+    """exp(x), computed once into a buffer that both the forward and the backward pass read.
+
+    The gradient rule of exp rebuilds exp(x) from x, so every backward kernel that needs it (here
+    the serial scatters of the logits' gradient to the source and target nodes) would evaluate exp
+    again per element. Instead the value is stored, detached, and multiplied by 1 + (x - x̄) with
+    x̄ = x.detach(): the factor is exactly 1 (x - x̄ is replaced by 0 where x is not finite, so
+    exp(-inf) stays 0 with gradient 0), and its derivative makes d out / d x = the stored value."""
+    value = x.exp().contiguous().detach()
+    stopped = x.detach()
+    delta = (x - stopped).masked_fill(~stopped.isfinite(), 0.0)
+    return value * (delta + 1.0)
 
 
 def remove_self_loops(edge_index: Tensor, edge_attr: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
@@ -107,6 +132,25 @@ def add_self_loops(edge_index: Tensor, edge_attr: Tensor | None = None, fill_val
     if edge_attr is None:
         return new_ei, None
     return new_ei, cat([edge_attr, _loop_attr(ei, edge_attr, n, fill_value)], 0)
+
+
+def replace_self_loops(edge_index: Tensor, edge_attr: Tensor | None = None, fill_value: Any = None,
+                       num_nodes: int | None = None) -> tuple[Tensor, Tensor | None]:
+    """remove_self_loops followed by add_self_loops (GATConv's preprocessing), in one host pass:
+    the edge list is read back and uploaded once instead of twice. Same result as the two calls."""
+    ei = edge_array(edge_index, "replace_self_loops")
+    is_kept = ei[0] != ei[1]
+    n = maybe_num_nodes(ei[:, is_kept] if num_nodes is None else ei, num_nodes)
+    kept = int(np.count_nonzero(is_kept))
+    out = np.empty((2, kept + n), dtype=np.int64)
+    for row in range(2):
+        out[row, :kept] = ei[row][is_kept]
+        out[row, kept:] = np.arange(n, dtype=np.int64)
+    new_ei = index_tensor(out, edge_index.device)
+    if edge_attr is None:
+        return new_ei, None
+    kept_attr = _take(edge_attr, np.flatnonzero(is_kept))
+    return new_ei, cat([kept_attr, _loop_attr(out[:, :kept], kept_attr, n, fill_value)], 0)
 
 
 def add_remaining_self_loops(edge_index: Tensor, edge_attr: Tensor | None = None, fill_value: Any = None,
