@@ -49,6 +49,8 @@ class LoopNest:
     loops: tuple[Loop, ...]
     stores: tuple[Store, ...]
     serial_reason: str = ""    # why this nest must not run in parallel (e.g. racy scatter)
+    disjoint_outer: bool = False   # despite serial_reason, the outermost loop's iterations write
+                                   # disjoint targets (a scatter's non-indexed axis): it may be parallel
 
     def with_loops(self, loops: tuple[Loop, ...]) -> "LoopNest":
         return replace(self, loops=loops)

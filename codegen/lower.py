@@ -225,7 +225,35 @@ def _scatter_nest(lowerer: Lowerer, ast: Node) -> LoopNest:
                     for i, size in zip(idxs, ast.shape))
     store = Store(0, flat_index(targets, ast.shape), lowerer.value(src, src_idx, None),
                   reduce_op=ast.arg, replace_op=ast.arg is None)
-    return LoopNest(src_loops, (store,), serial_reason="scatter targets may collide")
+    nest = LoopNest(src_loops, (store,), serial_reason="scatter targets may collide")
+    return _disjoint_chunks_outermost(nest, targets)
+
+
+SCATTER_CHUNK = 16
+"""Elements of a scatter's non-indexed axis one thread handles per source element (a cache line)."""
+
+
+def _disjoint_chunks_outermost(nest: LoopNest, targets: tuple[Node, ...]) -> LoopNest:
+    """A scatter's source loop whose variable is itself one of the target coordinates (the feature axis
+    of index_add(0, idx, src)) never sends two of its iterations to the same element. Split it into
+    chunks of SCATTER_CHUNK and put the chunk loop outermost, marked disjoint: threads may then share
+    the scatter, each owning whole chunks, while the source is still read in memory order within one."""
+    for pos, loop in enumerate(nest.loops):
+        if not any(t is loop.var for t in targets):
+            continue
+        name, size = loop.var.arg
+        chunk = next((c for c in (SCATTER_CHUNK, 8, 4, 2) if size % c == 0 and size // c >= 2), 0)
+        if not chunk:
+            continue
+        outer = sym.loop_var(name + "o", size // chunk)
+        inner = sym.loop_var(name + "i", chunk)
+        value = sym.add(sym.mul(outer, sym.const(chunk)), inner)
+        (st,) = nest.stores
+        index, stored = sym.substitute([st.index, st.value], {loop.var: value})
+        loops = (Loop(outer),) + nest.loops[:pos] + nest.loops[pos + 1:] + (Loop(inner),)
+        return LoopNest(loops, (Store(st.slot, index, stored, st.reduce_op, st.replace_op),),
+                        nest.serial_reason, disjoint_outer=True)
+    return nest
 
 
 def _all_nodes(ast: Node) -> list[Node]:

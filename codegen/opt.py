@@ -60,7 +60,8 @@ def parallelize_outer_loop(kernel: LoopKernel, choices: OptChoices = HEURISTIC) 
     nests = []
     notes = list(kernel.notes)
     for nest in kernel.nests:
-        if nest.loops and not nest.serial_reason and nest_work(nest) >= PARALLEL_MIN_WORK:
+        free = not nest.serial_reason or nest.disjoint_outer
+        if nest.loops and free and nest_work(nest) >= PARALLEL_MIN_WORK:
             loops = (replace(nest.loops[0], parallel=True),) + nest.loops[1:]
             nest = nest.with_loops(loops)
             notes.append(f"parallel over {nest.loops[0].var.arg[0]} ({nest.loops[0].size})")
