@@ -3,7 +3,8 @@
 No CUDA code runs on these machines, so this proves what can be proved: the CUDA renderer's
 output is valid CUDA C for every distinct kernel of a corpus covering the primitive ops in
 every dtype, reductions (small and large: thread-per-output and local-memory reductions),
-movement ops, gathers and scatters, matmul, convolution and a full autograd + optimizer step.
+movement ops, gathers and scatters, matmul (local-memory tiles: odd shapes, transposed operands,
+epilogues, several dtypes), convolution and a full autograd + optimizer step.
 The corpus runs on the CPU (the reference device); each kernel AST it compiles is recorded,
 lowered for the GPU, rendered as CUDA C and compiled in one `nvcc --ptx` call.
 Skipped only when nvcc is not installed.
@@ -73,7 +74,12 @@ def _matmul_conv(device: str) -> list[lt.Tensor]:
     a, b = _data((64, 48), "float32", device), _data((48, 32), "float32", device)
     img, w = _data((2, 3, 9, 9), "float32", device), _data((4, 3, 3, 3), "float32", device)
     F = lt.nn.functional
+    odd_a, odd_b = _data((17, 33), "float32", device), _data((33, 9), "float32", device)
+    bias = _data((9,), "float32", device)
     return [a @ b, _data((3, 8, 16), "float64", device) @ _data((3, 16, 4), "float64", device),
+            odd_a @ odd_b, odd_b.T @ odd_a.T, (odd_a @ odd_b).relu() + bias,
+            _data((17, 33), "float16", device) @ _data((33, 9), "float16", device),
+            _data((7, 5), "int32", device) @ _data((5, 6), "int32", device),
             F.conv2d(img, w, padding=1), F.max_pool2d(img, 2), F.avg_pool2d(img, 3)]
 
 
@@ -135,10 +141,12 @@ def test_every_corpus_kernel_compiles_to_ptx(monkeypatch, tmp_path: Path):
     asts = record_kernel_asts(monkeypatch)
     assert len(asts) > 100, "the corpus should exercise many distinct kernels"
     source, n = cuda_translation_unit(asts)
+    assert source.count("__syncthreads()") > 0 and "__shared__" in source
+    assert "tm_k0" in source, "the corpus should include tiled matmul kernels (local-memory tiles)"
     cu = tmp_path / "corpus.cu"
     cu.write_text(source)
     r = subprocess.run(["nvcc", "--ptx", "-arch=sm_80", str(cu), "-o", str(tmp_path / "corpus.ptx")],
-                       capture_output=True, text=True)
+                       check=False, capture_output=True, text=True)
     assert r.returncode == 0, f"nvcc failed on the corpus ({n} kernels):\n{r.stderr[:6000]}"
     ptx = (tmp_path / "corpus.ptx").read_text()
     assert ptx.count(".entry") >= n, "every kernel (and each extra nest) becomes a PTX entry point"

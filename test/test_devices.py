@@ -200,6 +200,8 @@ def test_launch_mode_choice():
     assert _launch_modes(big.reshape(256, 256).sum(1)) == ["threads"]   # enough outputs already
     rows = lt.tensor(np.ones((4, 4096), dtype=np.float32))
     assert _launch_modes(rows.sum(1)) == ["group_reduce"]
+    a, b = lt.tensor(np.ones((64, 32), dtype=np.float32)), lt.tensor(np.ones((32, 48), dtype=np.float32))
+    assert _launch_modes(a @ b)[-1] == "tiled_matmul"   # local-memory tiles (test_gpu_tiles.py)
     idx = lt.tensor(np.array([0, 1, 0]))
     scatter = lt.zeros(2).scatter_add(0, idx, lt.ones(3))
     assert _launch_modes(scatter)[-1] == "serial"

@@ -3,7 +3,9 @@
 Each nest becomes one kernel function, launched as codegen/gpu.py's `plan_nest` says:
 "threads" maps the flattened output loops onto the global work-item index; "group_reduce"
 gives each output a work-group whose work-items split the top-level reduce loops and combine
-their partial results through local memory; "serial" renders the C loops for one work-item.
+their partial results through local memory; "tiled_matmul" gives each work-group a square block
+of outputs and stages the reduce's operands through local memory in chunks (render_tiled_nest);
+"serial" renders the C loops for one work-item.
 A kernel with several nests (a scatter: copy the base, then scatter) is several functions,
 launched in order on one queue/stream.
 """
@@ -12,13 +14,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from lazytensor.codegen.gpu import NestLaunch, plan_nest
-from lazytensor.codegen.kernel import LoopKernel, LoopNest
+from lazytensor.codegen.gpu import NestLaunch, TiledMatmul, plan_nest, plan_tiled_matmul
+from lazytensor.codegen.kernel import LoopKernel, LoopNest, Store
 from lazytensor.codegen.render.cstyle import C_HELPERS, CStyleRenderer
 
+from lazytensor import symbolic as sym
 from lazytensor.dtypes import DType
 from lazytensor.graph import Node
 from lazytensor.ops import Op
+
+NEST_STATE = ("group_of", "deps", "scope", "uses", "cross_scope", "loop_depth", "fused_products", "names",
+              "nodes", "counter")
+"""What prepare_nest sets up for one nest: saved and restored around a fragment (render_fragment)."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +102,7 @@ class GPURenderer(CStyleRenderer):
         self.helpers_used = set()
         self.extra_helpers = {}
         self.cooperative = False
+        self.tiled: TiledMatmul | None = None
         params = ", ".join(self.kernel_params(kernel))
         functions: list[str] = []
         for i, nest in enumerate(kernel.nests):
@@ -128,6 +136,8 @@ class GPURenderer(CStyleRenderer):
         return lines
 
     def render_parallel_nest(self, kernel: LoopKernel, nest: LoopNest, plan: NestLaunch) -> list[str]:
+        if plan.mode == "tiled_matmul":
+            return self.render_tiled_nest(kernel, nest)
         self.prepare_nest(nest)
         self.cooperative = plan.mode == "group_reduce"
         indent = "  "
@@ -152,6 +162,8 @@ class GPURenderer(CStyleRenderer):
         return lines
 
     def render_reduce_group(self, group: tuple[Node, ...], indent: str) -> list[str]:
+        if self.tiled is not None and group == (self.tiled.reduce,):
+            return []    # rendered ahead of the epilogue by render_tiled_nest; named acc[tm_u][tm_v]
         if not self.cooperative or self.scope[group[0]] is not None:
             return super().render_reduce_group(group, indent)
         return self.render_cooperative_reduce(group, indent)
@@ -206,3 +218,143 @@ class GPURenderer(CStyleRenderer):
         if op is Op.MUL:
             return f"({a} & {b})" if dt.is_bool else f"({a} * {b})"
         return f"{self.max_fn(dt)}({a}, {b})"
+
+    # ---- tiled matmul: operands staged through local memory ----
+    def render_tiled_nest(self, kernel: LoopKernel, nest: LoopNest) -> list[str]:
+        """One work-group per (batch element, output block). Work-item (tm_li, tm_lj) owns the
+        outputs (block row + tm_li + tile * u, block column + tm_lj + tile * v) of its register tile.
+        The reduce runs first (render_tiled_reduce); then, per register-tile element, the rest of
+        the stored value (the epilogue) and the store. Work-items past the matrix edge still take
+        part in the loads and barriers: their row/column is clamped so every read is in bounds, and
+        their store is skipped."""
+        tiled = plan_tiled_matmul(nest)
+        assert tiled is not None, "render_tiled_nest needs a nest that plan_tiled_matmul accepts"
+        self.prepare_nest(nest)
+        self.tiled = tiled
+        size, index = tiled.tile, self.index_type
+        indent = "  "
+        row, col = nest.loops[tiled.row], nest.loops[tiled.col]
+        self.tiled_loops = (row, col)
+        lines = [f"{indent}{index} gid = {self.group_id()};",
+                 f"{indent}{index} lid = {self.local_id()};",
+                 f"{indent}{index} tm_li = lid / {size};",
+                 f"{indent}{index} tm_lj = lid % {size};"]
+        group_loops = [(loop.var.arg[0], loop.size) for pos, loop in enumerate(nest.loops)
+                       if pos not in (tiled.row, tiled.col)]
+        group_loops += [("tm_ti", -(-row.size // tiled.block_rows)),
+                        ("tm_tj", -(-col.size // tiled.block_cols))]
+        lines += self.split_index("gid", group_loops, indent)
+        lines += self.render_tiled_reduce(tiled.reduce, indent)
+        inner = indent + "    "
+        lines += [f"{indent}{self.unroll_all()}",
+                  f"{indent}for (int tm_u = 0; tm_u < {tiled.rows_per_item}; tm_u++) {{",
+                  f"{indent}  {self.unroll_all()}",
+                  f"{indent}  for (int tm_v = 0; tm_v < {tiled.cols_per_item}; tm_v++) {{",
+                  f"{inner}{index} tm_i = tm_ti * {tiled.block_rows} + tm_li + {size} * tm_u;",
+                  f"{inner}{index} tm_j = tm_tj * {tiled.block_cols} + tm_lj + {size} * tm_v;",
+                  f"{inner}{index} {row.var.arg[0]} = tm_i < {row.size} ? tm_i : {row.size - 1};",
+                  f"{inner}{index} {col.var.arg[0]} = tm_j < {col.size} ? tm_j : {col.size - 1};"]
+        lines += self.emit_scope(None, inner)
+        lines.append(f"{inner}if (tm_i < {row.size} && tm_j < {col.size}) {{")
+        lines += [f"{inner}  {self.render_store(kernel, st)}" for st in nest.stores]
+        lines += [f"{inner}}}", f"{indent}  }}", f"{indent}}}"]
+        self.tiled = None
+        return lines
+
+    def unroll_all(self) -> str:
+        """The pragma that unrolls the next (constant-count) loop completely: nvcc and OpenCL C."""
+        return "#pragma unroll"
+
+    def render_tiled_reduce(self, n: Node, indent: str) -> list[str]:
+        """acc[u][v] = sum_k a * b in chunks of `tile` k-steps: the work-items load the A chunk
+        (block rows x chunk) and the B chunk (chunk x block columns) into local memory, each
+        element once, zero past the edges; barrier; each work-item accumulates its register tile
+        from local memory (one A value per row and one B value per column per k-step); barrier
+        (before the next chunk overwrites the tiles). Afterwards the reduce's value is acc[tm_u][tm_v]."""
+        tiled = self.tiled
+        assert tiled is not None
+        size, index, length = tiled.tile, self.index_type, tiled.k.arg[1]
+        rows, cols = tiled.rows_per_item, tiled.cols_per_item
+        (row, col) = self.tiled_loops
+        fused = self._fma_product(n) is not None
+        acc = f"acc{self.counter}"
+        self.counter += 1
+        # a's row and k, b's k and column, as this work-item's load coordinates
+        load_row, load_ka = sym.loop_var("tm_ai", row.size), sym.loop_var("tm_ak", length)
+        load_kb, load_col = sym.loop_var("tm_bk", length), sym.loop_var("tm_bj", col.size)
+        (a_value,) = sym.substitute([tiled.a], {row.var: load_row, tiled.k: load_ka})
+        (b_value,) = sym.substitute([tiled.b], {col.var: load_col, tiled.k: load_kb})
+        a_tile, b_tile = f"tm_a_{acc}", f"tm_b_{acc}"
+        self.local_decls += [
+            f"  {self.local_qualifier}{self.local_type(a_value.dtype)} {a_tile}[{tiled.block_rows * size}];",
+            f"  {self.local_qualifier}{self.local_type(b_value.dtype)} {b_tile}[{size * tiled.block_cols}];"]
+        t = self.type_name(n.dtype)
+        inner, inner2 = indent + "  ", indent + "    "
+        lines = [f"{indent}{t} {acc}[{rows}][{cols}];",
+                 f"{indent}{self.unroll_all()}",
+                 f"{indent}for (int tm_u = 0; tm_u < {rows}; tm_u++) {{",
+                 f"{indent}  {self.unroll_all()}",
+                 (f"{indent}  for (int tm_v = 0; tm_v < {cols}; tm_v++) {acc}[tm_u][tm_v] = "
+                  f"{self.identity(Op.ADD, n.dtype)};"),
+                 f"{indent}}}",
+                 f"{indent}for ({index} tm_k0 = 0; tm_k0 < {length}; tm_k0 += {size}) {{",
+                 f"{inner}for (int tm_u = 0; tm_u < {rows}; tm_u++) {{",
+                 f"{inner2}{index} tm_ai = tm_ti * {tiled.block_rows} + tm_li + {size} * tm_u;",
+                 f"{inner2}{index} tm_ak = tm_k0 + tm_lj;"]
+        lines += self.load_tile_element(f"{a_tile}[(tm_li + {size} * tm_u) * {size} + tm_lj]", a_value,
+                                        f"tm_ai < {row.size} && tm_ak < {length}", inner2)
+        lines += [f"{inner}}}",
+                  f"{inner}for (int tm_v = 0; tm_v < {cols}; tm_v++) {{",
+                  f"{inner2}{index} tm_bk = tm_k0 + tm_li;",
+                  f"{inner2}{index} tm_bj = tm_tj * {tiled.block_cols} + tm_lj + {size} * tm_v;"]
+        lines += self.load_tile_element(f"{b_tile}[tm_li * {tiled.block_cols} + tm_lj + {size} * tm_v]",
+                                        b_value, f"tm_bk < {length} && tm_bj < {col.size}", inner2)
+        lines += [f"{inner}}}", f"{inner}{self.barrier()};"]
+        x, y = "tm_x[tm_u]", "tm_y[tm_v]"
+        if fused:
+            step = f"{acc}[tm_u][tm_v] = {self.fma_fn(n.dtype)}({x}, {y}, {acc}[tm_u][tm_v]);"
+        else:
+            step = self.accumulate(Op.ADD, n.dtype, f"{acc}[tm_u][tm_v]", f"({x} * {y})")
+        lines += [f"{inner}for (int tm_kk = 0; tm_kk < {size}; tm_kk++) {{",
+                  f"{inner2}{t} tm_x[{rows}];",
+                  f"{inner2}{t} tm_y[{cols}];",
+                  f"{inner2}{self.unroll_all()}",
+                  (f"{inner2}for (int tm_u = 0; tm_u < {rows}; tm_u++) "
+                   f"tm_x[tm_u] = {a_tile}[(tm_li + {size} * tm_u) * {size} + tm_kk];"),
+                  f"{inner2}{self.unroll_all()}",
+                  (f"{inner2}for (int tm_v = 0; tm_v < {cols}; tm_v++) "
+                   f"tm_y[tm_v] = {b_tile}[tm_kk * {tiled.block_cols} + tm_lj + {size} * tm_v];"),
+                  f"{inner2}{self.unroll_all()}",
+                  f"{inner2}for (int tm_u = 0; tm_u < {rows}; tm_u++) {{",
+                  f"{inner2}  {self.unroll_all()}",
+                  f"{inner2}  for (int tm_v = 0; tm_v < {cols}; tm_v++) {step}",
+                  f"{inner2}}}",
+                  f"{inner}}}",
+                  f"{inner}{self.barrier()};",
+                  f"{indent}}}"]
+        self.names[n] = f"{acc}[tm_u][tm_v]"
+        return lines
+
+    def load_tile_element(self, target: str, value: Node, in_bounds: str, indent: str) -> list[str]:
+        """target = value where in_bounds holds, else 0 (nothing is read out of bounds)."""
+        inner = indent + "  "
+        body, expr = self.render_fragment(value, inner + "  ")
+        return [f"{indent}{{",
+                f"{inner}{self.type_name(value.dtype)} tm_val = {self.literal(0, value.dtype)};",
+                f"{inner}if ({in_bounds}) {{"] + body + [
+                f"{inner}  tm_val = {expr};",
+                f"{inner}}}",
+                f"{inner}{target} = tm_val;",
+                f"{indent}}}"]
+
+    def render_fragment(self, value: Node, indent: str) -> tuple[list[str], str]:
+        """Statements computing a scalar expression on its own, and the expression naming it.
+        The nest's rendering state is kept aside meanwhile; the fragment's temporaries belong in
+        a block of their own (their names restart at t0)."""
+        saved = {name: getattr(self, name) for name in NEST_STATE}
+        self.prepare_nest(LoopNest((), (Store(0, sym.const(0), value),)))
+        lines = self.emit_scope(None, indent)
+        expr = self.ref(value)
+        for name, state in saved.items():
+            setattr(self, name, state)
+        return lines, expr
