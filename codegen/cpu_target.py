@@ -18,7 +18,7 @@ class VectorUnit:
     registers: int
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def host_vector_unit() -> VectorUnit:
     """The host's vector unit: AVX-512 (64 B × 32), AVX/AVX2 (32 B × 16), else 16-byte SIMD
     (SSE: 16 registers, NEON: 32)."""

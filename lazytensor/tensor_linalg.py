@@ -5,7 +5,7 @@ one reduce kernel, with any elementwise epilogue (bias, activation) fused after 
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from lazytensor import dtypes
 from lazytensor.ops import MOVEMENT, Op
