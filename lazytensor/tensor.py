@@ -101,6 +101,8 @@ class Tensor(ElementwiseMixin, ReduceMixin, MovementMixin, IndexingMixin, Linalg
         elif isinstance(data, Node):
             self.node, self.device = data, dev
         else:
+            if isinstance(data, np.generic):
+                data = np.asarray(data)   # a NumPy scalar keeps its dtype (torch.tensor(np.float16(1)))
             if isinstance(data, np.ndarray):
                 if data.dtype == object:
                     raise TypeError("tensor(): NumPy arrays of dtype object are not supported")

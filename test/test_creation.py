@@ -166,3 +166,12 @@ def test_random_draws_are_independent():
     a, b = lt.rand(50_000).numpy(), lt.rand(50_000).numpy()
     assert abs(np.corrcoef(a, b)[0, 1]) < 0.02
     assert abs(np.corrcoef(a[:-1], a[1:])[0, 1]) < 0.02
+
+
+@pytest.mark.parametrize("value", [np.float16(1.5), np.float32(-2.0), np.float64(2.5), np.int8(-3), np.int32(3),
+                                   np.int64(-4), np.uint8(7), np.bool_(True)])
+def test_numpy_scalar_keeps_its_dtype_like_torch(value):
+    torch = pytest.importorskip("torch")
+    ours, want = lt.tensor(value), torch.tensor(value)
+    assert str(ours.dtype).split(".")[-1] == str(want.dtype).split(".")[-1]
+    assert tuple(ours.shape) == () and ours.item() == want.item()
