@@ -146,6 +146,15 @@ def _first_in_features(net: Module) -> int | None:
     return None
 
 
+def _register_eps(module: Module, eps: float, train_eps: bool) -> None:
+    """GIN's self-weight eps: a learned parameter with train_eps, else a buffer (PyG's layout)."""
+    module.initial_eps = eps
+    if train_eps:
+        module.eps = Parameter(Tensor([float(eps)]))
+    else:
+        module.register_buffer("eps", Tensor([float(eps)]))
+
+
 class GINConv(MessagePassing):
     """Graph isomorphism network: x'_i = nn((1 + eps) x_i + Σ_{j→i} x_j)."""
 
@@ -153,11 +162,7 @@ class GINConv(MessagePassing):
         kwargs.setdefault("aggr", "add")
         super().__init__(**kwargs)
         self.nn = nn
-        self.initial_eps = eps
-        if train_eps:
-            self.eps = Parameter(Tensor([float(eps)]))
-        else:
-            self.register_buffer("eps", Tensor([float(eps)]))
+        _register_eps(self, eps, train_eps)
 
     def forward(self, x: Tensor | tuple[Tensor, Tensor | None], edge_index: Any,
                 size: tuple[int, int] | None = None) -> Tensor:
@@ -182,11 +187,7 @@ class GINEConv(MessagePassing):
         kwargs.setdefault("aggr", "add")
         super().__init__(**kwargs)
         self.nn = nn
-        self.initial_eps = eps
-        if train_eps:
-            self.eps = Parameter(Tensor([float(eps)]))
-        else:
-            self.register_buffer("eps", Tensor([float(eps)]))
+        _register_eps(self, eps, train_eps)
         if edge_dim is not None:
             in_channels = _first_in_features(nn)
             if in_channels is None:
