@@ -6,6 +6,7 @@ identity and flags; loaded functions are kept in memory for the life of the proc
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import shutil
 import tempfile
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lazytensor.runtime import cpu_linker
 from lazytensor.runtime.cache import cache_key, cached_artifact
 from lazytensor.runtime.device import DeviceUnavailable
 
@@ -108,6 +110,7 @@ class CPURuntime:
         self.cc = find_compiler()
         self.cc_id = _compiler_identity(self.cc)
         self._flags: list[str] | None = None
+        self._link_template: list[str] | None | bool = False   # False: not looked up yet
         self.programs: dict[tuple[str, str], CPUProgram] = {}
         self.compiles = 0   # compiler invocations in this process (tests check the disk cache)
         self.free_blocks: dict[int, list[CPUMemory]] = {}   # nbytes -> blocks freed and kept for reuse
@@ -127,6 +130,23 @@ class CPURuntime:
                 marker.write_text("1" if has_omp else "0")
             self._flags = BASE_FLAGS + (["-fopenmp"] if has_omp else [])
         return self._flags
+
+    @property
+    def link_template(self) -> list[str] | None:
+        """The direct linker command (runtime/cpu_linker.py), found once per compiler and remembered in a
+        temp file like the OpenMP probe; None when kernels must be linked by the compiler driver."""
+        if self._link_template is False:
+            libraries = ["-lm", *(["-fopenmp"] if "-fopenmp" in self.flags else [])]
+            marker = Path(tempfile.gettempdir()) / f"lazytensor-link-{cache_key('link', self.cc_id, *libraries)}"
+            try:
+                text = marker.read_text()
+                self._link_template = json.loads(text) if text else None
+            except (OSError, ValueError):   # not probed yet on this machine
+                self._link_template = cpu_linker.fast_link_template(self.cc, self.flags, libraries)
+                partial = marker.with_name(f"{marker.name}.{os.getpid()}.tmp")
+                partial.write_text(json.dumps(self._link_template) if self._link_template else "")
+                os.replace(partial, marker)   # atomic: parallel test workers never read half a file
+        return self._link_template  # type: ignore[return-value]
 
     def alloc(self, nbytes: int) -> CPUMemory:
         """nbytes of 64-byte-aligned memory: a freed block of the same size if one is kept, else new."""
@@ -181,8 +201,17 @@ class CPURuntime:
             with tempfile.TemporaryDirectory() as d:
                 src = Path(d) / f"{function_name}.c"
                 src.write_text(source)
-                r = subprocess.run([self.cc, *flags, str(src), "-o", str(out), "-lm"],
-                                   capture_output=True, text=True)
+                template = self.link_template
+                r = None
+                if template is not None:   # compile, then link without the driver (runtime/cpu_linker.py)
+                    obj = Path(d) / f"{function_name}.o"
+                    r = subprocess.run([self.cc, *flags, "-c", str(src), "-o", str(obj)],
+                                       capture_output=True, text=True)
+                    if r.returncode == 0 and cpu_linker.run_link(template, obj, out).returncode != 0:
+                        self._link_template = r = None   # a linker that changed under us: the driver links
+                if r is None:
+                    r = subprocess.run([self.cc, *flags, str(src), "-o", str(out), "-lm"],
+                                       capture_output=True, text=True)
                 self.compiles += 1
                 if r.returncode != 0:
                     raise CompileError(f"C compiler failed on kernel {function_name}:\n{r.stderr}\n"
