@@ -333,12 +333,50 @@ def row_mlp(cfg: Config) -> list[Measurement]:
 
     jit_impls = [Impl(OURS, remember("jit", our_jit_step), result=lambda: final(jmodel, last["jit"])),
                  Impl("torch", remember("torch", torch_step), result=lambda: final(tmodel, last["torch"]))]
+    if TinyTensor is not None:
+        tiny_step, tiny_final = tinygrad_mlp_step(initial, x, y)
+        jit_impls.append(Impl("tinygrad", remember("tinygrad", tiny_step),
+                              result=lambda: tiny_final(last["tinygrad"])))
     jit_out = measure_case("mlp train step", f"{d_in}-{hidden}-{d_out} batch {batch} Adam, lt.jit", jit_impls,
                            rounds=cfg.rounds, warmup=cfg.warmup + 2, rtol=1e-3, atol=1e-4)
     for m in jit_out:
         if m.impl == OURS and jitted_kernels:
             m.note = f"{jitted_kernels[-1]} kernels/step"
     return out + jit_out
+
+
+def tinygrad_mlp_step(initial: dict[str, Any], x: np.ndarray, y: np.ndarray
+                      ) -> tuple[Callable[[], Any], Callable[[Any], np.ndarray]]:
+    """tinygrad's side of the MLP row: the same weights, batch and Adam step under TinyJit (its fast path).
+
+    → (step, final): step() runs one train step and returns the loss; final(loss) gives what `final`
+    gives for the other sides (the loss, then the output layer's weights)."""
+    from tinygrad import TinyJit
+    from tinygrad import nn as tnn
+    from tinygrad.helpers import Context
+
+    def param(name: str) -> Any:
+        return TinyTensor(initial[name].numpy()).is_param_()
+
+    first, second = tnn.Linear(1, 1), tnn.Linear(1, 1)   # shapes come from the loaded weights
+    first.weight, first.bias = param("0.weight"), param("0.bias")
+    second.weight, second.bias = param("2.weight"), param("2.bias")
+    opt = tnn.optim.Adam([first.weight, first.bias, second.weight, second.bias], lr=1e-3)
+    bx, by = TinyTensor(x).realize(), TinyTensor(y).realize()
+
+    @TinyJit
+    def step(inputs: Any, labels: Any) -> Any:
+        with Context(TRAINING=1):
+            opt.zero_grad()
+            loss = second(first(inputs).relu()).cross_entropy(labels)
+            loss.backward()
+            TinyTensor.realize(loss, *opt.schedule_step())   # loss, gradients and updates in one schedule
+        return loss
+
+    def final(loss: Any) -> np.ndarray:
+        return np.concatenate([np.ravel(loss.numpy()), np.ravel(second.weight.numpy())])
+
+    return (lambda: step(bx, by)), final
 
 
 # ---- row 7: tiny op overhead ------------------------------------------------------------------------------
