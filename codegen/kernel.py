@@ -45,12 +45,24 @@ class Loop:
 
 
 @dataclass(frozen=True)
+class BodyStore:
+    """Inside the loop of `reduce` (a REDUCE_LOOP of the nest), also write `value` (a part of its
+    body) to buffers[slot][index] (both over the reduce's ranges); the nest's stores may then LOAD
+    it back instead of computing it again (softmax: exp(x - max) once, see codegen/hoist.py)."""
+    reduce: Node
+    slot: int
+    index: Node
+    value: Node
+
+
+@dataclass(frozen=True)
 class LoopNest:
     loops: tuple[Loop, ...]
     stores: tuple[Store, ...]
     serial_reason: str = ""    # why this nest must not run in parallel (e.g. racy scatter)
     disjoint_outer: bool = False   # despite serial_reason, the outermost loop's iterations write
                                    # disjoint targets (a scatter's non-indexed axis): it may be parallel
+    body_stores: tuple[BodyStore, ...] = ()
 
     def with_loops(self, loops: tuple[Loop, ...]) -> "LoopNest":
         return replace(self, loops=loops)
@@ -64,6 +76,8 @@ class LoopKernel:
     checks_errors: bool = False        # has index checks or integer division: needs the error slot
     notes: tuple[str, ...] = field(default=())   # what optimization passes did, for DEBUG/VIZ
     unrolled_ranges: frozenset[Node] = field(default=frozenset())   # reduce ranges to unroll whole
+    lane_ranges: frozenset[Node] = field(default=frozenset())   # innermost reduce ranges whose iterations
+                                   # are independent vector lanes: one accumulator per lane (see hoist.py)
 
     @property
     def output(self) -> BufferSlot:

@@ -782,12 +782,12 @@ def _exp(x: "Tensor") -> "Tensor":
     xc = x.clamp(low, high)
     n = _floor_small(xc * LOG2_E + 0.5)
     r = (xc - n * hi) - n * lo
-    poly = x._const(1.0, shape=())
-    for k in range(_EXP_TERMS[x.dtype] - 1, 0, -1):
-        poly = poly * r * (1.0 / k) + 1.0 if k > 1 else poly * r + 1.0
+    # Σ r^k/k! in power form (one multiply-add per term)
+    poly = _horner(r, tuple(1.0 / math.factorial(k) for k in range(_EXP_TERMS[x.dtype])))
     n = x.isnan()._where(0.0, n)          # the scale's exponent bits must be a number
-    half = _floor_small(n * 0.5)
-    return poly * _pow2(half) * _pow2(n - half)
+    whole = n.cast(dtypes.int32 if x.dtype == dtypes.float32 else dtypes.int64)
+    half = whole >> 1                     # floor(n / 2): an arithmetic shift
+    return poly * _pow2_bits(half, x.dtype) * _pow2_bits(whole - half, x.dtype)
 
 
 def _floor_small(x: "Tensor") -> "Tensor":
@@ -797,13 +797,12 @@ def _floor_small(x: "Tensor") -> "Tensor":
     return (t > x)._where(t - 1, t)
 
 
-def _pow2(k: "Tensor") -> "Tensor":
-    """2**k for integral float k within the normal exponent range, from the exponent bits (exact)."""
-    if k.dtype == dtypes.float32:
-        bits = (k.cast(dtypes.int32) + 127) << 23
-    else:
-        bits = (k.cast(dtypes.int64) + 1023) << 52
-    return bits.bitcast(k.dtype)
+def _pow2_bits(k: "Tensor", dt: dtypes.DType) -> "Tensor":
+    """2**k as float dt for an int32 (float32) or int64 (float64) k within the normal exponent range,
+    from the exponent bits (exact)."""
+    if dt == dtypes.float32:
+        return ((k + 127) << 23).bitcast(dt)
+    return ((k + 1023) << 52).bitcast(dt)
 
 
 def _expm1(x: "Tensor") -> "Tensor":

@@ -45,6 +45,19 @@ class CRenderer(CStyleRenderer):
         self.extra_helpers[f"lt_select_{t}"] = BLEND_HELPERS[t]
         return f"lt_select_{t}({cond}, {a}, {b})"
 
+    def max_fn(self, dt: DType) -> str:
+        """Float max (NaN-propagating) as a bit blend: `c ? a : b` is a branch that GCC cannot
+        vectorize without loop if-conversion (off, see runtime/cpu.py), so a max reduce or an
+        elementwise max would stay scalar."""
+        t = self.type_name(dt)
+        if not dt.is_float or t not in BLEND_HELPERS:
+            return super().max_fn(dt)
+        self.extra_helpers[f"lt_select_{t}"] = BLEND_HELPERS[t]
+        fname = f"lt_max_{dt.name}"
+        self.extra_helpers[fname] = (f"static inline {t} {fname}({t} a, {t} b) "
+                                     f"{{ return lt_select_{t}((a > b) | (a != a), a, b); }}")
+        return fname
+
     def narrow_to_float32(self, expr: str) -> str:
         self.extra_helpers["lt_narrow_f32"] = NARROW_HELPER
         return f"lt_narrow_f32({expr})"

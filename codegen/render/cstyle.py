@@ -73,6 +73,7 @@ class CStyleRenderer:
     """Shared C-family rendering. Subclasses set the dialect's names and kernel signature."""
 
     unrolled_ranges: frozenset[Node] = frozenset()   # set per kernel by render_nest
+    lane_ranges: frozenset[Node] = frozenset()       # set per kernel by render_nest
     device = "CPU"
     restrict = "restrict"
     bool_type = "_Bool"
@@ -165,6 +166,8 @@ class CStyleRenderer:
     def render_nest(self, kernel: LoopKernel, nest: LoopNest) -> list[str]:
         self.prepare_nest(nest)
         self.unrolled_ranges = kernel.unrolled_ranges
+        self.buffer_dtypes = [buf.dtype for buf in kernel.buffers]
+        self.lane_ranges = kernel.lane_ranges
         lines: list[str] = []
         indent = "  "
         for depth, loop in enumerate(nest.loops):
@@ -188,6 +191,8 @@ class CStyleRenderer:
         roots: list[Node] = []
         for st in nest.stores:
             roots += [st.index, st.value]
+        for bs in nest.body_stores:
+            roots += [bs.index, bs.value]
         nodes = toposort(roots)
         self.group_of = self._reduce_groups(nodes)
         nodes = self._emission_order(nodes)
@@ -202,6 +207,10 @@ class CStyleRenderer:
         self.cross_scope |= {s for n in nodes for s in n.srcs
                              if self.scope[n] is None and self.loop_depth[s] < self.loop_depth[n]}
         self.fused_products = {n.srcs[0] for n in nodes if self._fma_product(n) is not None}
+        self.body_stores: dict[Node, list] = defaultdict(list)
+        for bs in nest.body_stores:
+            self.body_stores[bs.reduce].append(bs)
+            self.cross_scope |= {bs.index, bs.value}     # named where computed, then stored and used
         self.names: dict[Node, str] = {}
         self.nodes = nodes
         self.counter = 0
@@ -332,14 +341,26 @@ class CStyleRenderer:
         return lines
 
     def render_reduce_group(self, group: tuple[Node, ...], indent: str) -> list[str]:
-        """One accumulation loop over the group's shared ranges, one accumulator per member."""
+        """One accumulation loop over the group's shared ranges, one accumulator per member (an
+        array of them, one per lane, when the innermost range is a lane range)."""
         ranges = group[0].arg[1]
+        lane = ranges[-1] if ranges and ranges[-1] in self.lane_ranges else None
         lines: list[str] = []
+        lane_accs: dict[Node, str] = {}
         for n in group:
             acc = f"acc{self.counter}"
             self.counter += 1
-            lines.append(f"{indent}{self.type_name(n.dtype)} {acc} = {self.identity(n.arg[0], n.dtype)};")
-            self.names[n] = acc
+            t, identity = self.type_name(n.dtype), self.identity(n.arg[0], n.dtype)
+            if lane is None:
+                lines.append(f"{indent}{t} {acc} = {identity};")
+                self.names[n] = acc
+                continue
+            v = lane.arg[0]
+            lines.append(f"{indent}{t} {acc}v[{lane.arg[1]}];")
+            lines.append(f"{indent}for ({self.index_type} {v} = 0; {v} < {lane.arg[1]}; {v}++) "
+                         f"{acc}v[{v}] = {identity};")
+            lane_accs[n] = acc
+            self.names[n] = f"{acc}v[{v}]"
         inner = indent
         for r in ranges:
             v = r.arg[0]
@@ -349,6 +370,10 @@ class CStyleRenderer:
             inner += "  "
         lines += self.emit_scope(group[0], inner)
         for n in group:
+            for bs in self.body_stores.get(n, ()):
+                stored = self.to_storage(self.ref(bs.value), self.buffer_dtypes[bs.slot])
+                lines.append(f"{inner}b{bs.slot}[{self.ref(bs.index)}] = {stored};")
+        for n in group:
             product = self._fma_product(n)
             if product is not None:
                 x, y = (self.ref(s) for s in product.srcs)
@@ -357,7 +382,28 @@ class CStyleRenderer:
                 lines.append(inner + self.accumulate(n.arg[0], n.dtype, self.names[n], self.ref(n.srcs[0])))
         for i in range(len(ranges)):
             lines.append(indent + "  " * (len(ranges) - 1 - i) + "}")
+        for n, acc in lane_accs.items():
+            lanes = [f"{acc}v[{k}]" for k in range(lane.arg[1])]
+            combined = self.combine_lanes(n.arg[0], n.dtype, lanes)
+            lines.append(f"{indent}{self.type_name(n.dtype)} {acc} = {combined};")
+            self.names[n] = acc
         return lines
+
+    def combine_lanes(self, op: Op, dt: DType, lanes: list[str]) -> str:
+        """The expression folding per-lane accumulators pairwise (a balanced tree, like a vector
+        reduction: the rounding differs from a serial sum only as a lane split's does)."""
+        while len(lanes) > 1:
+            paired = [self.combine(op, dt, lanes[i], lanes[i + 1]) for i in range(0, len(lanes) - 1, 2)]
+            lanes = paired + ([lanes[-1]] if len(lanes) % 2 else [])
+        return lanes[0]
+
+    def combine(self, op: Op, dt: DType, a: str, b: str) -> str:
+        """a ⊕ b for a reduce op (the expression form of `accumulate`)."""
+        if op is Op.ADD:
+            return f"({a} + {b})" if not dt.is_bool else f"({a} | {b})"
+        if op is Op.MUL:
+            return f"({a} * {b})" if not dt.is_bool else f"({a} & {b})"
+        return f"{self.max_fn(dt)}({a}, {b})"
 
     def unroll_pragma(self, count: int) -> str:
         """The pragma asking the compiler to unroll the next loop `count` times ("" for none)."""
