@@ -171,6 +171,9 @@ def validate_indices(kernel: LoopKernel) -> None:
             for n in toposort([st.value, st.index]):
                 if n.op is Op.LOAD and len(n.srcs) == 1:
                     _check_in_range(n.srcs[0], kernel.buffers[n.arg].size, f"load from slot {n.arg}", kernel)
+        for bs in nest.body_stores:
+            what = f"store to slot {bs.slot} in a reduce"
+            _check_in_range(bs.index, kernel.buffers[bs.slot].size, what, kernel)
 
 
 def _check_in_range(index: Node, size: int, what: str, kernel: LoopKernel) -> None:
@@ -209,12 +212,43 @@ def lower_kernel(ast: Node) -> LoopKernel:
         root = ast
         while root.op is Op.RESHAPE:
             root = root.srcs[0]
+        loop_shape = epilogue_loop_shape(root)
+        if loop_shape != root.shape:
+            # run the loops over the reduce's shape and read the epilogue through a reshape to it
+            root = Node.make(Op.RESHAPE, root.dtype, (root,), loop_shape, loop_shape)
         out_idx, loops = global_loops(root.shape, "g")
         nests.append(LoopNest(loops, (Store(0, flat_index(out_idx, root.shape),
                                             lowerer.value(root, out_idx, None)),)))
     has_reduce = any(n.op is Op.REDUCE for n in _all_nodes(ast))
     return LoopKernel(kernel_name(ast, has_reduce), tuple(buffers), tuple(nests),
                       lowerer.checks_errors)
+
+
+def epilogue_loop_shape(root: Node) -> tuple[int, ...]:
+    """The shape a kernel's loops should run over: root's own, unless root is an elementwise epilogue
+    (bias add, activation) of a reduce that it reads through reshapes only. Then the reduce's finer
+    shape, which has the same row-major order: a packed matmul's (m, n/16, 16) tile axes stay
+    separate loops for the upcast pass instead of one n loop read through divmods."""
+    reduce = _epilogue_reduce(root)
+    if reduce is not None and len(reduce.shape) > len(root.shape):
+        return reduce.shape
+    return root.shape
+
+
+def _epilogue_reduce(root: Node) -> Node | None:
+    """root itself if it is a reduce, else a reduce of root's size that root reads through elementwise
+    ops and reshapes only (its epilogue), or None."""
+    stack, seen = [root], set()
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if node.op is Op.REDUCE:
+            return node
+        if node.op in ELEMENTWISE or node.op is Op.RESHAPE:
+            stack += [s for s in node.srcs if s.numel == root.numel]
+    return None
 
 
 def _scatter_nest(lowerer: Lowerer, ast: Node) -> LoopNest:

@@ -39,6 +39,8 @@ REASON_SCATTER = "scatter writes by index (push-style kernel)"
 REASON_SCATTER_INPUT = "reduce result feeds a scatter"
 REASON_COPY = "copy to another device"
 REASON_EXPENSIVE = "costly input is broadcast inside a reduce (computed once, stored)"
+REASON_EPILOGUE = ("reduce with an elementwise epilogue is read repeatedly inside another reduce (the "
+                   "epilogue is computed once, in the first reduce's kernel)")
 REASON_ROW_IN_REDUCE = ("reduce result is broadcast inside a per-element reduce (stored, so that reduce "
                         "keeps its loop optimizations)")
 
@@ -192,6 +194,10 @@ def _reduces_to_cut(kernel_root: Node, materialized: dict[Node, str]) -> list[tu
             if context == REASON_NESTED and src not in materialized and _costly_to_repeat(node, src):
                 cut.append((src, REASON_EXPENSIVE))
                 continue
+            epilogue = context == REASON_NESTED and src not in materialized
+            if epilogue and _is_reduce_epilogue(src, materialized):
+                cut.append((src, REASON_EPILOGUE))
+                continue
             stack.append((node.srcs[0], context or REASON_BROADCAST))
         elif node.op is Op.INDEX:
             stack.append((node.srcs[0], context or REASON_GATHER))
@@ -272,6 +278,9 @@ def _reduces_to_cut_rows(kernel_root: Node, materialized: dict[Node, str]) -> Re
             if in_reduce and src not in materialized and _costly_to_repeat(node, src):
                 scan.cut.append((src, REASON_EXPENSIVE))
                 continue
+            if in_reduce and src not in materialized and _is_reduce_epilogue(src, materialized):
+                scan.cut.append((src, REASON_EPILOGUE))
+                continue
             stack += [(s, context, d, gate, enclosing) for s, d in zip(node.srcs, source_deps(node, deps))]
         elif node.op is Op.INDEX:
             src = node.srcs[0]
@@ -291,6 +300,42 @@ def _reduce_source_deps(node: Node, deps: Deps) -> Deps:
     axes = node.arg[1]
     return tuple(frozenset((("reduce", id(node), a),)) if a in axes else deps[a]
                  for a in range(len(node.srcs[0].shape)))
+
+
+def _is_reduce_epilogue(node: Node, materialized: dict[Node, str]) -> bool:
+    """node is an elementwise function of a reduce of its own size, still to be computed (a matmul's
+    bias add, q in attention): stored with its reduce, the epilogue is computed once per element,
+    inside the reduce's register tile, instead of once per read by the consuming reduce."""
+    if node.op not in ELEMENTWISE:
+        return False
+    stack, seen = [node], set()
+    while stack:
+        n = stack.pop()
+        if id(n) in seen or n in materialized:
+            continue
+        seen.add(id(n))
+        if n.op is Op.REDUCE:
+            return _is_contraction(n)
+        if n is node or n.op in ELEMENTWISE or n.op is Op.RESHAPE:
+            stack += [s for s in n.srcs if s.numel == node.numel]
+    return False
+
+
+def _is_contraction(reduce: Node) -> bool:
+    """reduce sums a product of two broadcast operands (a matmul, a conv), not a row of one tensor
+    (a mean or a variance, which row fusion keeps inline)."""
+    src = reduce.srcs[0]
+    while src.op is Op.CAST:
+        src = src.srcs[0]
+    return reduce.arg[0] is Op.ADD and src.op is Op.MUL and all(_is_broadcast(s) for s in src.srcs)
+
+
+def _is_broadcast(node: Node) -> bool:
+    while node.op in MOVEMENT:
+        if node.op is Op.EXPAND:
+            return True
+        node = node.srcs[0]
+    return False
 
 
 def _through_views(node: Node) -> Node:

@@ -5,12 +5,15 @@ one reduce kernel, with any elementwise epilogue (bias, activation) fused after 
 """
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING
 
 from lazytensor import dtypes
+from lazytensor.autograd import GradMode
 from lazytensor.ops import MOVEMENT, Op
 
 if TYPE_CHECKING:
+    from lazytensor.graph import Node
     from lazytensor.tensor import Tensor
 
 
@@ -93,10 +96,17 @@ PANEL_BYTES = 64
 count of the register tile the codegen's upcast pass builds (one cache line per reduce step)."""
 
 
+def _skip_detach(node: "Node") -> "Node":
+    """node without the DETACH wrappers that ops recorded under no_grad carry (identities here)."""
+    while node.op is Op.DETACH:
+        node = node.srcs[0]
+    return node
+
+
 def _is_transposed_view(t: "Tensor") -> bool:
     """t is a permuted view whose second-to-last dim is its source's last one (weight.T, or k.mT in
     attention): as a right matmul operand, it runs along the reduced dim instead of the output dim."""
-    node = t.node
+    node = _skip_detach(t.node)
     if node.op is not Op.PERMUTE:
         return False
     order = node.arg
@@ -117,9 +127,9 @@ def _panel_width(y: "Tensor", m: int) -> int:
 
 def _is_stored(t: "Tensor") -> bool:
     """t is a view of data already in a buffer (a parameter, an input), not a value still to compute."""
-    node = t.node
+    node = _skip_detach(t.node)
     while node.op in MOVEMENT:
-        node = node.srcs[0]
+        node = _skip_detach(node.srcs[0])
     return node.op is Op.BUFFER
 
 
@@ -129,11 +139,82 @@ def _packed_columns(y: "Tensor", width: int) -> "Tensor":
     A reduce step of the matmul then reads `width` adjacent values of one panel, and consecutive
     steps read consecutive cache lines: the hardware prefetcher streams the panel (row-major y
     would be read with a stride of n elements, a new page every few steps)."""
+    return _pack_panels(y, width).transpose(-1, -2)                         # (..., n/w, w, k)
+
+
+def _pack_panels(y: "Tensor", width: int) -> "Tensor":
+    """y (..., k, n) copied into panels of `width` columns: (..., n/width, k, width), contiguous."""
     *batch, k, n = y.shape
     nb = len(batch)
     panels = y.reshape(*batch, k, n // width, width)
-    packed = panels.permute(*range(nb), nb + 1, nb, nb + 2).contiguous()    # (..., n/w, k, w)
-    return packed.transpose(-1, -2)                                           # (..., n/w, w, k)
+    return panels.permute(*range(nb), nb + 1, nb, nb + 2).contiguous()
+
+
+def _has_pending_reduce(node: "Node") -> bool:
+    """node's value, computed inline, would run a reduce (a matmul, a sum) in the same kernel."""
+    stack, seen = [node], set()
+    while stack:
+        n = stack.pop()
+        if id(n) in seen or n.op in (Op.BUFFER, Op.CONTIGUOUS, Op.COPY):
+            continue
+        seen.add(id(n))
+        if n.op is Op.REDUCE:
+            return True
+        stack += n.srcs
+    return False
+
+
+def _row_major_copy(y: "Tensor") -> "Tensor":
+    """A row-major copy of the transposed view y (see _is_transposed_view).
+
+    When y's source is computed by a reduce (k.mT in attention, k from a linear layer), the source is
+    stored first in its own layout and then copied transposed: fused into the transposing copy, the
+    reduce would run in the transposed order and its register tile would not vectorize (~10x slower);
+    the extra copy moves k·n values."""
+    node = _skip_detach(y.node)
+    order = tuple(range(len(node.shape)))
+    while node.op is Op.PERMUTE:   # k.mT with k = heads.permute(0, 2, 1, 3): one permute of the heads
+        order = tuple(node.arg[i] for i in order)
+        node = _skip_detach(node.srcs[0])
+    if not _has_pending_reduce(node):
+        return y.contiguous()
+    from lazytensor.tensor import Tensor
+    stored = Tensor._from_node(node, y.device).contiguous()
+    return stored.permute(*order).contiguous()
+
+
+# Packed copies of stored right operands, per source BUFFER node (a weight's current value; an in-place
+# update or load_state_dict gives the weight a new node, so a stale copy is never found), then per
+# view chain and panel width. Weak on the buffer node: the copies go when the value does.
+_PACKED: "weakref.WeakKeyDictionary[Node, dict[tuple, Tensor]]" = weakref.WeakKeyDictionary()
+
+
+def _view_chain(node: "Node") -> tuple["Node", tuple]:
+    """The BUFFER under a stored view, and the view ops on the way (DETACH skipped) as plain values."""
+    chain = []
+    node = _skip_detach(node)
+    while node.op in MOVEMENT:
+        chain.append((node.op, node.arg, node.shape))
+        node = _skip_detach(node.srcs[0])
+    return node, tuple(chain)
+
+
+def _reusable_packed_columns(y: "Tensor", width: int) -> "Tensor":
+    """_packed_columns(y, width), packed once per stored value of y when no gradient is recorded.
+
+    Under no_grad (inference), repacking a weight on every forward costs a copy kernel per layer; the
+    copy is realized the first time and kept for as long as the weight holds that value. With gradients
+    recorded the packing stays in the graph, so the gradient reaches y."""
+    if GradMode.enabled:
+        return _packed_columns(y, width)
+    base, chain = _view_chain(y.node)
+    per_value = _PACKED.setdefault(base, {})
+    key = (chain, width, y.device)
+    packed = per_value.get(key)
+    if packed is None:
+        packed = _pack_panels(y, width).realize()   # its own buffer now: it holds no reference to y
+        per_value[key] = packed
+    return packed.transpose(-1, -2)
 
 
 def _matmul(a: "Tensor", b: "Tensor", op: str) -> "Tensor":
@@ -156,14 +237,14 @@ def _matmul(a: "Tensor", b: "Tensor", op: str) -> "Tensor":
     if width:
         # (..., m, 1, 1, k) * (..., 1, n/w, w, k) summed over k, then (..., m, n/w, w) -> (..., m, n)
         x = x._broadcast_to(batch + (m, k))
-        columns = _packed_columns(y, width)
+        columns = _reusable_packed_columns(y, width)
         columns = columns._broadcast_to(batch + tuple(columns.shape[-3:]))
         prod = x.unsqueeze(-2).unsqueeze(-2) * columns.unsqueeze(-4)
     else:
         if _is_transposed_view(y) and m >= PACK_MIN_ROWS and n > 1:
             # y = w.T (nn.Linear's layout): both operands would run along the reduced dim, leaving no
             # output dim to vectorize. A row-major copy of y costs k·n moves against m·k·n multiply-adds.
-            y = y.contiguous()
+            y = _row_major_copy(y)
         x = x._broadcast_to(batch + (m, k))
         y = y._broadcast_to(batch + (k, n))
         # (..., m, 1, k) * (..., 1, n, k) summed over k

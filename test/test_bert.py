@@ -172,9 +172,15 @@ TINY = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attent
                   intermediate_size=24, max_position_embeddings=12, type_vocab_size=2)
 
 
-def tiny_checkpoint(seed: int = 0) -> dict[str, np.ndarray]:
-    """Random weights with Hugging Face's names and shapes for TINY (LayerNorm weights near 1)."""
-    shapes = {name: tuple(t.shape) for name, t in BertModel(TINY).state_dict().items()}
+# Big enough that inference packs the Linear weights into 16-column panels (hidden and intermediate
+# multiples of 16 above 16, at least 16 tokens per sequence).
+TINY_PACKED = BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                         intermediate_size=64, max_position_embeddings=24, type_vocab_size=2)
+
+
+def tiny_checkpoint(seed: int = 0, config: BertConfig = TINY) -> dict[str, np.ndarray]:
+    """Random weights with Hugging Face's names and shapes for config (LayerNorm weights near 1)."""
+    shapes = {name: tuple(t.shape) for name, t in BertModel(config).state_dict().items()}
     rng = np.random.default_rng(seed)
     out = {}
     for name, shape in shapes.items():
@@ -202,19 +208,24 @@ def test_tiny_bert_with_token_types_matches_torch():
     np.testing.assert_allclose(pooled, ref_pooled.numpy(), rtol=1e-4, atol=1e-4)
 
 
-def test_tiny_bert_reloaded_weights_and_grad_mode_give_the_new_values():
-    """Inference uses a stored transposed copy of each Linear weight: a reload must refresh it, and the
-    gradient-recording forward (plain x @ W.T) must give the same values."""
-    model = BertModel(TINY).eval()
-    ids, mask = np.array([[3, 7, 9, 4]]), np.array([[1, 1, 1, 0]])
+@pytest.mark.parametrize("config, length", [(TINY, 4), (TINY_PACKED, 20)], ids=["tiny", "packed"])
+def test_tiny_bert_reloaded_weights_and_grad_mode_give_the_new_values(config, length):
+    """Inference (no_grad) keeps a packed copy of each Linear weight: a reload must refresh it, and the
+    gradient-recording forward (packing inside the graph) must give the same values."""
+    model = BertModel(config).eval()
+    ids = np.random.default_rng(length).integers(1, config.vocab_size, size=(2, length))
+    mask = np.ones_like(ids)
+    mask[1, length // 2:] = 0
     for seed in (0, 1):
-        weights = tiny_checkpoint(seed)
+        weights = tiny_checkpoint(seed, config)
         model.load_checkpoint({k: lt.tensor(v) for k, v in weights.items()})
-        with lt.no_grad():
-            inference = model(lt.tensor(ids), lt.tensor(mask)).numpy()
+        for _ in range(2):   # the second forward reuses the packed copies of the first
+            with lt.no_grad():
+                inference = model(lt.tensor(ids), lt.tensor(mask)).numpy()
         recorded = model(lt.tensor(ids), lt.tensor(mask)).numpy()
         tw = {k: torch.from_numpy(v) for k, v in weights.items()}
-        ref = torch_bert_embeddings(tw, TINY, torch.from_numpy(ids), torch.from_numpy(mask)).detach().numpy()
+        ref = torch_bert_embeddings(tw, config, torch.from_numpy(ids), torch.from_numpy(mask))
+        ref = ref.detach().numpy()
         np.testing.assert_allclose(inference, ref, rtol=1e-4, atol=1e-4)
         np.testing.assert_allclose(recorded, ref, rtol=1e-4, atol=1e-4)
 

@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 
-import lazytensor
 from lazytensor import dtypes
 from lazytensor.functions import where
 from lazytensor.nn import functional as F
@@ -94,26 +93,6 @@ _ACTIVATIONS = {
 # ---- layers (Hugging Face's module names, so checkpoint keys match) ----
 
 
-class BertLinear(Linear):
-    """nn.Linear that, when no gradient is recorded, multiplies by a stored (in, out) copy of its weight.
-
-    x @ weight.T reads both operands along the reduced axis, which our CPU codegen turns into scalar
-    code (about 4x slower than x @ w with w stored (in, out)). The copy is made once per weight value
-    (keyed by the weight's graph node, so load_state_dict or an in-place update makes a fresh one) and
-    only used when no gradient has to flow to the weight."""
-
-    def __init__(self, in_features: int, out_features: int) -> None:
-        super().__init__(in_features, out_features)
-        self._transposed: tuple[Any, Tensor] | None = None
-
-    def forward(self, input: Tensor) -> Tensor:
-        if lazytensor.is_grad_enabled() and self.weight.requires_grad:
-            return super().forward(input)
-        if self._transposed is None or self._transposed[0] is not self.weight.node:
-            self._transposed = (self.weight.node, self.weight.detach().T.contiguous().realize())
-        return input.matmul(self._transposed[1]) + self.bias
-
-
 class BertEmbeddings(Module):
     """word + position + token-type embeddings, then LayerNorm: (B, L) ids → (B, L, hidden)."""
 
@@ -149,9 +128,9 @@ class BertSelfAttention(Module):
         super().__init__()
         self.num_attention_heads = config.num_attention_heads
         self.attention_head_size = config.hidden_size // config.num_attention_heads
-        self.query = BertLinear(config.hidden_size, config.hidden_size)
-        self.key = BertLinear(config.hidden_size, config.hidden_size)
-        self.value = BertLinear(config.hidden_size, config.hidden_size)
+        self.query = Linear(config.hidden_size, config.hidden_size)
+        self.key = Linear(config.hidden_size, config.hidden_size)
+        self.value = Linear(config.hidden_size, config.hidden_size)
         self.dropout = Dropout(config.attention_probs_dropout_prob)
 
     def _heads(self, x: Tensor) -> Tensor:
@@ -179,7 +158,7 @@ class BertSelfOutput(Module):
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
-        self.dense = BertLinear(config.hidden_size, config.hidden_size)
+        self.dense = Linear(config.hidden_size, config.hidden_size)
         self.LayerNorm = LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = Dropout(config.hidden_dropout_prob)
 
@@ -202,12 +181,13 @@ class BertIntermediate(Module):
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
-        self.dense = BertLinear(config.hidden_size, config.intermediate_size)
+        self.dense = Linear(config.hidden_size, config.intermediate_size)
         self.intermediate_act_fn = _ACTIVATIONS[config.hidden_act]()
 
     def forward(self, hidden: Tensor) -> Tensor:
-        # The activation in its own kernel: fused into the matmul's epilogue it stops the C compiler from
-        # vectorizing the matmul's register tile (about 4x slower at 1024x384x1536, see the bench note).
+        # The bias add stays in the matmul's (register-tiled) epilogue; GELU gets its own kernel: fused
+        # there, its erf keeps the C compiler from vectorizing the tile's stores (1024x384x1536 with
+        # GELU fused measured ~20% slower than matmul + bias, then GELU apart).
         return self.intermediate_act_fn(self.dense(hidden).contiguous())
 
 
@@ -216,7 +196,7 @@ class BertOutput(Module):
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
-        self.dense = BertLinear(config.intermediate_size, config.hidden_size)
+        self.dense = Linear(config.intermediate_size, config.hidden_size)
         self.LayerNorm = LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = Dropout(config.hidden_dropout_prob)
 
@@ -254,7 +234,7 @@ class BertPooler(Module):
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
-        self.dense = BertLinear(config.hidden_size, config.hidden_size)
+        self.dense = Linear(config.hidden_size, config.hidden_size)
 
     def forward(self, hidden: Tensor) -> Tensor:
         return self.dense(hidden[:, 0]).tanh()
