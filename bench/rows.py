@@ -44,11 +44,13 @@ except Exception:
 # "tiny" for the smoke test (correctness of the harness only).
 SIZES: dict[str, dict[str, Any]] = {
     "full": dict(elementwise=16 * 2**20, reduce=4096, softmax=4096, matmul=(512, 1024, 2048),
-                 conv=(32, 32, 64, 16), mlp=(128, 784, 512, 10), triad=6 * 2**20, fma=(2**20, 64)),
-    "quick": dict(elementwise=2**20, reduce=1024, softmax=1024, matmul=(128, 256), conv=(8, 32, 64, 16),
-                  mlp=(128, 784, 512, 10), triad=2**20, fma=(2**16, 32)),
-    "tiny": dict(elementwise=1000, reduce=33, softmax=17, matmul=(16, 24), conv=(2, 3, 4, 6),
-                 mlp=(8, 20, 16, 5), triad=1000, fma=(256, 4)),
+                 conv=((32, 32, 64, 16), (8, 3, 32, 64)), mlp=(128, 784, 512, 10), triad=6 * 2**20,
+                 fma=(2**20, 64)),
+    "quick": dict(elementwise=2**20, reduce=1024, softmax=1024, matmul=(128, 256),
+                  conv=((8, 32, 64, 16), (2, 3, 32, 64)), mlp=(128, 784, 512, 10), triad=2**20,
+                  fma=(2**16, 32)),
+    "tiny": dict(elementwise=1000, reduce=33, softmax=17, matmul=(16, 24),
+                 conv=((2, 3, 4, 6), (2, 8, 16, 5)), mlp=(8, 20, 16, 5), triad=1000, fma=(256, 4)),
 }
 
 
@@ -229,20 +231,25 @@ def np_conv2d_im2col(x: np.ndarray, w: np.ndarray, padding: int) -> np.ndarray:
 
 
 def row_conv2d(cfg: Config) -> list[Measurement]:
-    """conv2d N×Cin×H×H with a Cout×Cin×3×3 kernel, padding=1, no bias: ms and GFLOP/s."""
-    n, cin, cout, hw = cfg.size("conv")
+    """conv2d N×Cin×H×H with a Cout×Cin×3×3 kernel, padding=1, no bias, for each shape of the scale:
+    many channels on a small image (a mid-network layer) and 3 channels on a larger image (an RGB
+    stem). ms and GFLOP/s."""
+    out: list[Measurement] = []
     rng = np.random.default_rng(5)
-    x, w = _rand(rng, n, cin, hw, hw), _rand(rng, cout, cin, 3, 3, low=-0.3, high=0.3)
-    ox, ow = _ours(x), _ours(w)
-    impls = [Impl(OURS, lambda: LF.conv2d(ox, ow, padding=1).realize()),
-             Impl("numpy", lambda: np_conv2d_im2col(x, w, 1))]
-    notes = {"numpy": "im2col + matmul"}
-    if torch is not None:
-        tx, tw = _torch(x), _torch(w)
-        impls.append(Impl("torch", lambda: TF.conv2d(tx, tw, padding=1)))
-    flops = 2.0 * n * cout * hw * hw * cin * 9
-    return measure_case("conv2d", f"N={n} {cin}->{cout} 3x3 {hw}x{hw} pad 1", impls, rounds=cfg.rounds,
-                        warmup=cfg.warmup, work=flops, work_unit="GFLOP/s", rtol=1e-4, atol=1e-4, notes=notes)
+    for n, cin, cout, hw in cfg.size("conv"):
+        x, w = _rand(rng, n, cin, hw, hw), _rand(rng, cout, cin, 3, 3, low=-0.3, high=0.3)
+        ox, ow = _ours(x), _ours(w)
+        impls = [Impl(OURS, lambda ox=ox, ow=ow: LF.conv2d(ox, ow, padding=1).realize()),
+                 Impl("numpy", lambda x=x, w=w: np_conv2d_im2col(x, w, 1))]
+        notes = {"numpy": "im2col + matmul"}
+        if torch is not None:
+            tx, tw = _torch(x), _torch(w)
+            impls.append(Impl("torch", lambda tx=tx, tw=tw: TF.conv2d(tx, tw, padding=1)))
+        flops = 2.0 * n * cout * hw * hw * cin * 9
+        out += measure_case("conv2d", f"N={n} {cin}->{cout} 3x3 {hw}x{hw} pad 1", impls, rounds=cfg.rounds,
+                            warmup=cfg.warmup, work=flops, work_unit="GFLOP/s", rtol=1e-4, atol=1e-4,
+                            notes=notes)
+    return out
 
 
 # ---- row 6: MLP train step ------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import pytest
 import lazytensor as lt
 import lazytensor.nn as nn
 import lazytensor.nn.functional as F
+from lazytensor.nn import conv as conv_module
 
 torch = pytest.importorskip("torch")
 TF = torch.nn.functional
@@ -150,6 +151,73 @@ def test_conv2d_forward_fuses_windows_multiply_and_sum():
     assert len(F.conv2d(x, w, b, stride=2, dilation=2).schedule()) == 1
     kernels = F.conv2d(x, w, b, stride=2, padding=1, dilation=2).schedule()
     assert len(kernels) <= 2
+
+
+# ---- the channels-last layout: ≥ 8 input channels and whole panels of 16 (float64: 8) output channels ----
+
+# (input shape, weight shape, stride, padding, dilation, groups)
+CHANNELS_LAST_CASES = [
+    ((2, 8, 7, 9), (16, 8, 3, 3), 1, 1, 1, 1),                 # tile rows with a tail (9 = 6 + 3)
+    ((1, 12, 9, 8), (32, 12, 3, 2), (2, 1), (1, 0), (1, 2), 1),
+    ((2, 16, 6, 6), (32, 8, 3, 3), 1, "same", 1, 2),           # groups: 16 outputs per group
+    ((1, 9, 5, 13), (16, 9, 1, 1), 1, 0, 1, 1),                # 1x1 conv
+    ((1, 8, 11), (16, 8, 5), 2, 2, 1, 1),                      # conv1d
+    ((1, 8, 4, 5, 6), (16, 8, 2, 3, 3), (1, 2, 1), 1, (2, 1, 1), 1),   # conv3d
+]
+
+
+@pytest.mark.parametrize("xs,ws,stride,padding,dilation,groups", CHANNELS_LAST_CASES)
+def test_channels_last_conv_matches_torch(xs, ws, stride, padding, dilation, groups):
+    n = len(xs) - 2
+    ours = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[n]
+    theirs = {1: TF.conv1d, 2: TF.conv2d, 3: TF.conv3d}[n]
+    layout = conv_module._conv_layout(lt.tensor(_rand(xs, 0)), lt.tensor(_rand(ws, 0)), groups)
+    assert layout == "channels_last"
+    arrays = [_rand(xs, 40), _rand(ws, 41), _rand((ws[0],), 42)]
+    check_op(lambda x, w, b: ours(x, w, b, stride, padding, dilation, groups),
+             lambda x, w, b: theirs(x, w, b, stride, padding, dilation, groups), arrays)
+
+
+def test_channels_last_conv_transpose_matches_torch():
+    # a transposed conv is a stride-1 conv over the zero-stuffed input: 8 in, 16 out channels
+    arrays = [_rand((1, 8, 4, 5), 53), _rand((8, 16, 3, 3), 54), _rand((16,), 55)]
+    check_op(lambda x, w, b: F.conv_transpose2d(x, w, b, 2, 1, 1),
+             lambda x, w, b: TF.conv_transpose2d(x, w, b, 2, 1, 1), arrays)
+
+
+def test_channels_last_non_contiguous_unbatched_and_float64():
+    arrays = [_rand((2, 8, 9, 7), 43), _rand((16, 8, 3, 3), 44), _rand((16,), 45)]
+    check_op(lambda x, w, b: F.conv2d(x, w, b, 1, 1), lambda x, w, b: TF.conv2d(x, w, b, 1, 1), arrays,
+             view=lambda t: t.transpose(2, 3))
+    check_op(lambda x, w, b: F.conv2d(x, w, b, padding=1), lambda x, w, b: TF.conv2d(x, w, b, padding=1),
+             [_rand((8, 5, 6), 46), _rand((16, 8, 3, 3), 47), None])
+    x, w = np.random.default_rng(48).standard_normal((2, 8, 5, 6)), np.random.default_rng(49).standard_normal(
+        (8, 8, 3, 3))
+    assert conv_module._conv_layout(lt.tensor(x), lt.tensor(w), 1) == "channels_last"   # 8 float64 lanes
+    out = F.conv2d(lt.tensor(x), lt.tensor(w), padding=1)
+    np.testing.assert_allclose(out.numpy(), TF.conv2d(torch.tensor(x), torch.tensor(w), padding=1).numpy(),
+                               rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("xs,ws,groups,layout", [
+    ((1, 3, 8, 8), (32, 3, 3, 3), 1, "direct"),            # few input channels: a short reduce
+    ((1, 16, 8, 8), (24, 16, 3, 3), 1, "direct"),          # output channels not whole panels
+    ((1, 16, 8, 8), (32, 4, 3, 3), 4, "direct"),           # 8 outputs per group
+    ((1, 16, 8, 8), (32, 16, 3, 3), 1, "channels_last"),
+])
+def test_conv_layout_choice(xs, ws, groups, layout):
+    assert conv_module._conv_layout(lt.tensor(_rand(xs, 0)), lt.tensor(_rand(ws, 0)), groups) == layout
+
+
+def test_channels_last_kernels():
+    """Input transpose, weight packing, the reduce, and the transpose back with the bias and relu fused."""
+    x = lt.tensor(_rand((2, 16, 8, 8), 50))
+    w, b = lt.tensor(_rand((32, 16, 3, 3), 51)), lt.tensor(_rand((32,), 52))
+    out = F.conv2d(x, w, b, padding=1).relu()
+    assert len(out.schedule()) == 4
+    np.testing.assert_allclose(out.numpy(), TF.conv2d(torch.tensor(x.numpy()), torch.tensor(w.numpy()),
+                                                      torch.tensor(b.numpy()), padding=1).relu().numpy(),
+                               rtol=RTOL, atol=ATOL)
 
 
 # ---- layers ----

@@ -37,6 +37,7 @@ from lazytensor import graph as g
 from lazytensor.autograd import GradMode
 from lazytensor.dtypes import DType
 from lazytensor.graph import Node, toposort
+from lazytensor.nn.conv import direct_layout
 from lazytensor.onnx.loader import DTYPE_TO_ONNX, _require_onnx
 from lazytensor.ops import Op
 from lazytensor.tensor import Tensor
@@ -867,6 +868,14 @@ def export(fn: Any, example_inputs: Any, path: str | os.PathLike | None = None, 
     if len(names_in) != len(inputs):
         raise ValueError(f"lt.onnx.export: {len(names_in)} input_names for {len(inputs)} example inputs")
 
+    with direct_layout():   # convolutions traced in the layout the layer recognizer knows
+        return _export_traced(onnx, fn, inputs, names_in, path, output_names, opset)
+
+
+def _export_traced(onnx: Any, fn: Any, inputs: list[Tensor], names_in: list[str],
+                   path: str | os.PathLike | None, output_names: Sequence[str] | None,
+                   opset: int | None) -> Any:
+    """export's body: trace fn on inputs, write the graph, check it and save it."""
     leaf_names: dict[Node, str] = {}
     if hasattr(fn, "state_dict"):
         for name, tensor in fn.state_dict().items():
