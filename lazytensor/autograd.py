@@ -260,17 +260,32 @@ def take_marked_for_step() -> list:
 
 # node → the leaf tensor that owns it (tensors created with requires_grad=True, or requires_grad_())
 LEAVES: "weakref.WeakValueDictionary[Node, object]" = weakref.WeakValueDictionary()
-_needs_grad_cache: "weakref.WeakKeyDictionary[Node, bool]" = weakref.WeakKeyDictionary()
+
+
+class _NeedsGradMemo:
+    """needs_grad's answers live on the nodes (Node.grad_memo = 2·generation + answer), so asking costs
+    an attribute read, not a weak-dictionary lookup; forgetting every answer is a generation bump."""
+    generation = 0
 
 
 def register_leaf(node: Node, tensor: object) -> None:
     LEAVES[node] = tensor
-    _needs_grad_cache.clear()
+    _forget_needs_grad_through(node)
 
 
 def unregister_leaf(node: Node) -> None:
     LEAVES.pop(node, None)
-    _needs_grad_cache.clear()
+    _forget_needs_grad_through(node)
+
+
+def _forget_needs_grad_through(node: Node) -> None:
+    """Forget memoized needs_grad answers that a change of node's leaf status can make wrong.
+
+    needs_grad answers every node its walk passes (leaves and DETACHes included), so a node without
+    a current answer lies under no answered node: nothing answered depends on it, and nothing is
+    forgotten. That is the common case of an optimizer step pointing a parameter at a fresh node."""
+    if node.grad_memo >> 1 == _NeedsGradMemo.generation:
+        _NeedsGradMemo.generation += 1
 
 
 def leaf_nodes_under(node: Node) -> list[Node]:
@@ -281,45 +296,96 @@ def leaf_nodes_under(node: Node) -> list[Node]:
 
 def needs_grad(node: Node) -> bool:
     """True if a gradient can flow from node to some registered leaf (memoized; stops at DETACH)."""
-    if not LEAVES:
+    leaves = LEAVES.data   # node -> weak reference to its tensor (read directly: this runs per realize)
+    if not leaves:
         return False
-    found = _needs_grad_cache.get(node)
-    if found is not None:
-        return found
-    order = g.toposort([node], stop=lambda n: n.op is Op.DETACH or n in LEAVES)
-    for n in order:
-        if n in _needs_grad_cache:
+    current = 2 * _NeedsGradMemo.generation   # a memo m is current when m >> 1 == generation
+    memo = node.grad_memo
+    if memo >= current:
+        return memo == current + 1
+    # one walk over the nodes not answered yet (sources first); answered nodes, leaves and DETACHes
+    # end it, so asking about every new op of a growing graph costs the new part only
+    stack: list[tuple[Node, bool]] = [(node, False)]
+    while stack:
+        n, expanded = stack.pop()
+        if n.grad_memo >= current:
             continue
-        if n in LEAVES:
-            value = True
+        if expanded:
+            flows = False
+            for s in n.srcs:
+                if s.grad_memo == current + 1:
+                    flows = True
+                    break
+            n.grad_memo = current + 1 if flows else current
+            continue
+        owner = leaves.get(n)
+        if owner is not None and owner() is not None:
+            n.grad_memo = current + 1
         elif n.op is Op.DETACH:
-            value = False
+            n.grad_memo = current
         else:
-            value = any(_needs_grad_cache.get(s, False) for s in n.srcs)
-        _needs_grad_cache[n] = value
-    return _needs_grad_cache[node]
+            stack.append((n, True))
+            for s in n.srcs:
+                if s.grad_memo < current:
+                    stack.append((s, False))
+    return node.grad_memo == current + 1
 
 
-def gradients(output: Node, seed: Node, targets: list[Node]) -> dict[Node, Node]:
+def _graph_down_to_leaves(output: Node) -> tuple[list[Node], set[Node]]:
+    """(every node a gradient from output can pass, sources before users; the opaque ones among them).
+
+    Opaque nodes (registered leaves and DETACHes) are listed but not walked into: an updated leaf is
+    a lazy node whose own graph gradients must not enter. One iterative walk, each node tested once."""
+    order: list[Node] = []
+    opaque: set[Node] = set()
+    seen: set[Node] = set()
+    detach = Op.DETACH
+    stack: list[tuple[Node, bool]] = [(output, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if node in seen:
+            continue
+        seen.add(node)
+        if node.op is detach or node in LEAVES:
+            opaque.add(node)
+            order.append(node)
+            continue
+        stack.append((node, True))
+        for src in reversed(node.srcs):
+            if src not in seen:
+                stack.append((src, False))
+    return order, opaque
+
+
+def gradients(output: Node, seed: Node, targets: list[Node] | None = None) -> dict[Node, Node]:
     """d(output)/d(target) for each target, as lazy graph nodes, given d(loss)/d(output) = seed.
 
     Targets may be leaves or intermediate results; a gradient keeps flowing through an
     intermediate target to the targets below it (the total derivative, as in PyTorch). The walk
-    never enters a registered leaf's own graph (an updated leaf is a lazy node) or a DETACH."""
+    never enters a registered leaf's own graph (an updated leaf is a lazy node) or a DETACH.
+    targets=None: every registered leaf under output (what backward() wants; saves a second walk)."""
+    order, opaque = _graph_down_to_leaves(output)
+    if targets is None:
+        targets = [n for n in order if n in opaque and n in LEAVES]
     wanted = set(targets)
-
-    def opaque(n: Node) -> bool:
-        return n.op is Op.DETACH or n in LEAVES
-
-    order = g.toposort([output], stop=opaque)
     relevant: set[Node] = set()
     for n in order:   # nodes on a path to a target
-        if n in wanted or (not opaque(n) and any(s in relevant for s in n.srcs)):
+        if n in wanted:
             relevant.add(n)
+            continue
+        if n in opaque:
+            continue
+        for src in n.srcs:
+            if src in relevant:
+                relevant.add(n)
+                break
     grads: dict[Node, Node] = {output: seed}
     for n in reversed(order):
         grad = grads.get(n)
-        if grad is None or n not in relevant or opaque(n) or n.op in NO_GRADIENT:
+        if grad is None or n not in relevant or n in opaque or n.op in NO_GRADIENT:
             continue
         rule = GRAD_RULES.get(n.op)
         if rule is None:

@@ -20,14 +20,15 @@ Shape = tuple[int, ...]
 
 
 def _arg_key(arg: Any) -> Any:
-    """A hashable key that tells 0.0 from -0.0 and matches NaN with itself."""
+    """A hashable key that tells 0.0 from -0.0 and matches NaN with itself (arg itself when no float
+    is inside: shapes, axes, permutations and (op, axes) pairs need no key of their own)."""
     if arg is None or arg.__class__ is int:   # fast paths: most nodes have no arg or an int one
         return arg
     if arg.__class__ is tuple:
         for a in arg:
-            if a.__class__ is not int and isinstance(a, (float, tuple)):
+            if a.__class__ is not int and _arg_key(a) is not a:
                 return tuple(_arg_key(a) for a in arg)
-        return arg   # shapes, axes, permutations: nothing inside needs a key of its own
+        return arg
     if isinstance(arg, float):
         return ("float", arg.hex())
     if isinstance(arg, tuple):
@@ -35,12 +36,18 @@ def _arg_key(arg: Any) -> Any:
     return arg
 
 
-_nodes: "dict[tuple, weakref.KeyedRef]" = {}   # the hash-cons table: key -> weak reference to its node
+_nodes: "dict[tuple, _NodeRef]" = {}   # the hash-cons table: key -> weak reference to its node
                                                # (a plain dict: WeakValueDictionary's Python-level
                                                # methods cost a microsecond per node built)
 
 
-def _forget(ref: weakref.KeyedRef, nodes: dict = _nodes) -> None:
+class _NodeRef(weakref.ref):
+    """A weak reference to a node that knows its hash-cons key (weakref.KeyedRef does the same, but
+    through a Python-level __new__ and __init__: a microsecond per node built)."""
+    __slots__ = ("key",)
+
+
+def _forget(ref: _NodeRef, nodes: dict = _nodes) -> None:
     """A node died: drop its entry, unless the key already belongs to a newer node. (The table is
     bound as a default: the callback may run while the interpreter tears the module down.)"""
     if nodes.get(ref.key) is ref:
@@ -52,7 +59,7 @@ class Node:
 
     Never construct directly; use `Node.make` (or the helpers below) so equal nodes are shared.
     """
-    __slots__ = ("op", "dtype", "srcs", "arg", "shape", "__weakref__", "_bounds", "arg_key")
+    __slots__ = ("op", "dtype", "srcs", "arg", "shape", "__weakref__", "_bounds", "arg_key", "grad_memo")
 
     op: Op
     dtype: DType
@@ -60,6 +67,7 @@ class Node:
     arg: Any
     shape: Shape
     arg_key: Any   # _arg_key(arg), kept for the schedule cache's structure key
+    grad_memo: int   # autograd.needs_grad's memo: 2·generation + answer (-1: never asked)
 
     @staticmethod
     def make(op: Op, dtype: DType, srcs: tuple["Node", ...] = (), arg: Any = None,
@@ -73,8 +81,10 @@ class Node:
                 return found
         node = object.__new__(Node)
         node.op, node.dtype, node.srcs, node.arg, node.shape = op, dtype, srcs, arg, shape
-        node._bounds, node.arg_key = None, arg_key
-        _nodes[key] = weakref.KeyedRef(node, _forget, key)
+        node._bounds, node.arg_key, node.grad_memo = None, arg_key, -1
+        ref = _NodeRef(node, _forget)
+        ref.key = key
+        _nodes[key] = ref
         return node
 
     @property
@@ -168,11 +178,12 @@ def where(cond: Node, a: Node, b: Node) -> Node:
 
 def reduce(x: Node, op: Op, axes: tuple[int, ...]) -> Node:
     """Reduce over axes with op (ADD, MUL or MAX); reduced axes keep size 1."""
-    axes = tuple(sorted(a for a in set(axes) if x.shape[a] != 1))
+    in_shape = x.shape
+    axes = tuple(sorted({a for a in axes if in_shape[a] != 1}))
     if not axes:
         return x
-    shape = tuple(1 if i in axes else s for i, s in enumerate(x.shape))
-    if x.numel == 0:   # an empty reduce is its identity (a loop over a size-0 dim has no index math)
+    shape = tuple([1 if i in axes else s for i, s in enumerate(in_shape)])
+    if 0 in in_shape:   # an empty reduce is its identity (a loop over a size-0 dim has no index math)
         identity = {Op.ADD: 0, Op.MUL: 1}.get(op, dtypes.min_value(x.dtype))
         return const(identity, x.dtype, shape)
     return Node.make(Op.REDUCE, x.dtype, (x,), (op, axes), shape)
@@ -206,10 +217,11 @@ def permute(x: Node, order: tuple[int, ...]) -> Node:
 
 def expand(x: Node, shape: Shape) -> Node:
     shape = tuple(shape)
-    assert len(shape) == len(x.shape) and all(s == n or s == 1 for s, n in zip(x.shape, shape)), \
-        f"expand {x.shape} -> {shape}"
     if shape == x.shape:
         return x
+    assert len(shape) == len(x.shape), f"expand {x.shape} -> {shape}"
+    for s, n in zip(x.shape, shape):
+        assert s == n or s == 1, f"expand {x.shape} -> {shape}"
     if x.op is Op.CONST:
         return const(x.arg, x.dtype, shape)
     if x.op is Op.EXPAND:

@@ -9,6 +9,7 @@ the same key.
 from __future__ import annotations
 
 import functools
+import weakref
 
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -83,7 +84,10 @@ def structure_key(roots: list[Node]) -> tuple[tuple, list[Any]]:
     Nodes realized earlier count as buffers (their data is reused, not recomputed). This runs on every
     realize, so it is one iterative walk (sources before users, like `g.toposort`) with no helper calls
     per node: for a small op it is a good part of the whole overhead."""
-    realized = REALIZED.get
+    # REALIZED is a WeakKeyDictionary: its .get makes a weak reference per call through two Python
+    # frames; asking its underlying dict directly saves both, and an empty one is not asked at all
+    realized = REALIZED.data.get if len(REALIZED.data) else None
+    weak = weakref.ref
     buffer_op = Op.BUFFER
     position: dict[Node, int] = {}     # node (hashed by identity) -> its entry number; walked once
     buffers: list[Any] = []
@@ -95,13 +99,24 @@ def structure_key(roots: list[Node]) -> tuple[tuple, list[Any]]:
         while stack:
             node, expanded = stack.pop()
             if expanded:
-                srcs = tuple([position[s] for s in node.srcs])
+                srcs = node.srcs
+                if len(srcs) == 1:
+                    numbered: tuple = (position[srcs[0]],)
+                elif len(srcs) == 2:
+                    numbered = (position[srcs[0]], position[srcs[1]])
+                else:
+                    numbered = tuple([position[s] for s in srcs])
                 position[node] = len(entries)
-                entries.append((node.op, node.dtype, node.shape, node.arg_key, srcs))
+                entries.append((node.op, node.dtype, node.shape, node.arg_key, numbered))
                 continue
             if node in position:
                 continue
-            leaf = node.arg if node.op is buffer_op else realized(node)
+            if node.op is buffer_op:
+                leaf = node.arg
+            elif realized is not None:
+                leaf = realized(weak(node))
+            else:
+                leaf = None
             if leaf is not None:
                 position[node] = len(entries)
                 entries.append(("input", len(buffers), node.dtype, node.shape))

@@ -19,7 +19,7 @@ from lazytensor.dtypes import DType
 from lazytensor.graph import Node
 from lazytensor.ops import Op
 from lazytensor.autograd import LEAVES, GradMode, gradients, needs_grad, register_leaf, unregister_leaf
-from lazytensor.autograd import leaf_nodes_under, mark_for_step
+from lazytensor.autograd import mark_for_step
 from lazytensor.schedule import REALIZED
 from lazytensor.runtime.device import Buffer, canonical_device
 from lazytensor.tensor_elementwise import ElementwiseMixin
@@ -228,8 +228,7 @@ class Tensor(ElementwiseMixin, ReduceMixin, MovementMixin, IndexingMixin, Linalg
             seed = g.const(1, self.dtype, self.node.shape)
         else:
             seed = self._as_tensor(gradient).cast(self.dtype).expand(tuple(self.shape)).node
-        leaves = leaf_nodes_under(self.node)
-        grads = gradients(self.node, seed, leaves)
+        grads = gradients(self.node, seed)   # every registered leaf under self
         mark_for_step(self)   # the next Optimizer.step() realizes this loss in the step's schedule
         for node, grad in grads.items():
             leaf = LEAVES.get(node)
@@ -475,11 +474,19 @@ class Tensor(ElementwiseMixin, ReduceMixin, MovementMixin, IndexingMixin, Linalg
             # fast path (most binary ops): same dtype and shape need no promotion and no broadcast
             if other.node.dtype is self.node.dtype and other.node.shape == self.node.shape:
                 return (other, self) if reverse else (self, other)
+        elif other.__class__ in (float, int) and dtype is None and self.node.dtype.is_float:
+            # fast path: a Python number meeting a float tensor takes the tensor's dtype and shape (the
+            # constant the general path builds through cast, reshape and expand, in one node)
+            o = Tensor._from_node(g.const(other, self.node.dtype, self.node.shape), self.device)
+            return (o, self) if reverse else (self, o)
         if isinstance(other, Tensor):
             if other.device != self.device:
                 raise RuntimeError(f"{op}: Expected all tensors to be on the same device, but found at least "
                                    f"two devices, {self.device} and {other.device}; move one with .to()")
-            out_dtype = dtype or dtypes.result_type(self, other)
+            if dtype is None and other.node.dtype is self.node.dtype:
+                out_dtype = self.node.dtype   # (what result_type says, without its generic walk)
+            else:
+                out_dtype = dtype or dtypes.result_type(self, other)
             o = other
         elif isinstance(other, (bool, int, float, np.number, np.bool_)):
             out_dtype = dtype or dtypes.result_type(self, other)
@@ -487,16 +494,18 @@ class Tensor(ElementwiseMixin, ReduceMixin, MovementMixin, IndexingMixin, Linalg
         else:
             o = Tensor(other, device=self.device)
             out_dtype = dtype or dtypes.result_type(self, o)
-        a, b = self.cast(out_dtype), o.cast(out_dtype)
-        shape = broadcast_shapes(a.shape, b.shape, op=op)
+        a = self if self.node.dtype is out_dtype else self.cast(out_dtype)
+        b = o if o.node.dtype is out_dtype else o.cast(out_dtype)
+        shape = broadcast_shapes(a.node.shape, b.node.shape, op=op)
         a, b = a._broadcast_to(shape), b._broadcast_to(shape)
         return (b, a) if reverse else (a, b)
 
     def _broadcast_to(self, shape: tuple[int, ...]) -> "Tensor":
         shape = tuple(shape)
-        if tuple(self.shape) == shape:
+        own = self.node.shape
+        if own == shape:
             return self
-        padded = (1,) * (len(shape) - self.ndim) + tuple(self.shape)
+        padded = (1,) * (len(shape) - len(own)) + own
         node = g.reshape(self.node, padded)
         return self._new(g.expand(node, shape))
 

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import lazytensor as lt
+from lazytensor import autograd, dtypes
 from lazytensor import graph as g
 from lazytensor.ops import Op
 from lazytensor.schedule import REALIZED
@@ -222,3 +223,129 @@ def test_repeated_random_draws_reuse_one_kernel():
     assert runtime.compiles == before
     assert all(not np.array_equal(first, x) for x in later)
     assert not np.array_equal(later[0], later[1])
+
+
+# ---- issue 4, eager overhead: memoized requires-grad answers, one-walk backward, cheap scalars ----
+
+def reference_needs_grad(node) -> bool:
+    """needs_grad spelled out without any memo: does a path avoiding DETACH reach a registered leaf?"""
+    stack, seen = [node], set()
+    while stack:
+        n = stack.pop()
+        if id(n) in seen:
+            continue
+        seen.add(id(n))
+        if n in autograd.LEAVES:
+            return True
+        if n.op is not Op.DETACH:
+            stack.extend(n.srcs)
+    return False
+
+
+class _Owner:
+    """Stands for the tensor that owns a leaf (LEAVES holds owners weakly)."""
+
+
+def test_needs_grad_memo_follows_every_leaf_change():
+    """Random graphs over a few buffers; leaves are registered and unregistered (buffers and lazy
+    nodes, as requires_grad_() and optimizer steps do) between questions about every node."""
+    rng = np.random.default_rng(3)
+    base = [lt.tensor(rng.standard_normal(3).astype(np.float32)).realize() for _ in range(4)]
+    nodes = [t.node for t in base]
+    for _ in range(40):   # a random DAG of elementwise ops, some detached
+        a, b = (nodes[i] for i in rng.integers(0, len(nodes), size=2))
+        n = g.binary(Op.ADD if rng.random() < 0.5 else Op.MUL, a, b)
+        nodes.append(g.detach(n) if rng.random() < 0.15 else n)
+    owners = [_Owner() for _ in nodes]   # LEAVES holds its values weakly: keep them alive here
+    registered: set[int] = set()
+    try:
+        for _ in range(30):
+            k = int(rng.integers(0, len(nodes)))
+            if k in registered:
+                autograd.unregister_leaf(nodes[k])
+                registered.discard(k)
+            else:
+                autograd.register_leaf(nodes[k], owners[k])
+                registered.add(k)
+            for n in rng.permutation(len(nodes)):   # ask in random order: partial walks meet old answers
+                assert autograd.needs_grad(nodes[n]) == reference_needs_grad(nodes[n])
+    finally:
+        for k in registered:
+            autograd.unregister_leaf(nodes[k])
+
+
+def test_requires_grad_follows_requires_grad_after_the_op():
+    """A result asked before its input became a leaf is asked again after (the memo is not stale)."""
+    x = lt.tensor([1.0, 2.0])
+    y = x * 3 + 1
+    assert not y.requires_grad
+    x.requires_grad_()
+    assert y.requires_grad
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [3.0, 3.0])
+    x.requires_grad_(False)
+    assert not (x * 3 + 1).requires_grad
+
+
+def test_backward_one_walk_matches_torch_with_shared_and_detached_paths():
+    rng = np.random.default_rng(4)
+    xs, ws = rng.standard_normal((5, 3)).astype(np.float32), rng.standard_normal((3, 2)).astype(np.float32)
+    ours_x, ours_w = lt.tensor(xs, requires_grad=True), lt.tensor(ws, requires_grad=True)
+    torch_x, torch_w = torch.tensor(xs, requires_grad=True), torch.tensor(ws, requires_grad=True)
+    for x, w, mod in ((ours_x, ours_w, lt), (torch_x, torch_w, torch)):
+        h = (x @ w).relu()
+        out = (h * h.detach() + mod.exp(h) * x.sum()).mean()
+        out.backward()
+    np.testing.assert_allclose(ours_x.grad.numpy(), torch_x.grad.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ours_w.grad.numpy(), torch_w.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_gradients_of_every_leaf_equal_gradients_of_listed_leaves():
+    x = lt.tensor([0.5, -1.5, 2.0], requires_grad=True)
+    w = lt.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    out = ((x * w).exp() + x).sum().node
+    seed = g.const(1.0, out.dtype, out.shape)
+    listed = autograd.gradients(out, seed, autograd.leaf_nodes_under(out))
+    every = autograd.gradients(out, seed)
+    assert set(every) == set(listed) == {x.node, w.node}
+    for node in listed:
+        assert every[node] is listed[node]   # hash-consed: equal graphs are the same node
+
+
+@pytest.mark.parametrize("value", [0.1, -0.0, 1e-46, 1e-40, 3.4028235e38, 3.4028236e38, 1e39, -1e39,
+                                   float("inf"), float("nan"), 7, -(2 ** 70), True, np.float64(0.3)])
+def test_float32_constants_round_like_numpy(value):
+    got = dtypes.cast_scalar(value, dtypes.float32)
+    with np.errstate(over="ignore"):
+        want = float(np.array(value, dtype=np.float64).astype(np.float32))
+    assert repr(got) == repr(want)   # (repr tells -0.0 from 0.0 and shows nan)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+@pytest.mark.parametrize("scalar", [2, -3, 0.1, -0.0, 1e4])
+def test_python_number_fast_path_matches_torch(dtype, scalar):
+    data = torch.tensor([[1.5, -2.25, 0.0], [3.0, 1e-3, -7.5]]).to(dtype)
+    ours = lt.tensor(data.float().numpy()).to(getattr(lt, str(dtype).split(".")[1]))
+    for fn in (lambda t: t * scalar, lambda t: scalar - t, lambda t: t + scalar, lambda t: scalar / (t + 10)):
+        got, want = fn(ours), fn(data)
+        assert got.dtype.name == str(want.dtype).split(".")[1]
+        assert tuple(got.shape) == tuple(want.shape)
+        # (the stored values: a fused .float() would skip the 16-bit rounding, a separate known issue)
+        np.testing.assert_allclose(np.asarray(got.numpy(), dtype=np.float32), want.float().numpy(),
+                                   rtol=1e-2, atol=1e-3)
+
+
+@pytest.mark.parametrize("betas", [(0.9, 0.999), (0.0, 0.99), (0.5, 0.9)])
+def test_adam_bias_corrections_match_torch_over_steps(betas):
+    """Adam's beta ** t is exp2(t · log2 beta) on the device: the updates track torch's step for step."""
+    rng = np.random.default_rng(5)
+    w0, x = rng.standard_normal((4, 3)).astype(np.float32), rng.standard_normal((6, 4)).astype(np.float32)
+    ours, theirs = lt.tensor(w0, requires_grad=True), torch.tensor(w0, requires_grad=True)
+    opt_ours = lt.optim.Adam([ours], lr=0.05, betas=betas)
+    opt_theirs = torch.optim.Adam([theirs], lr=0.05, betas=betas)
+    for _ in range(12):
+        for w, opt, mod in ((ours, opt_ours, lt), (theirs, opt_theirs, torch)):
+            opt.zero_grad()
+            (mod.tensor(x) @ w).tanh().pow(2).sum().backward()
+            opt.step()
+    np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), rtol=1e-4, atol=1e-5)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Iterable
 
 from lazytensor import dtypes
@@ -60,6 +61,7 @@ class Adam(Optimizer):
         # and each count's two bias-corrected factors are computed once, in one small kernel.
         new_count: Tensor | None = None
         factors: dict[int, Tensor] = {}    # id(step count) -> [lr / (1 - beta1^t), sqrt(1 - beta2^t)]
+        unpacked: dict[tuple, tuple[Tensor, Tensor]] = {}   # (id(step count), dtype) -> the two, cast
         for p in group["params"]:
             if p.grad is None:
                 continue
@@ -80,26 +82,35 @@ class Adam(Optimizer):
                 step = count + 1
                 self._assign(count, step)
                 factors[id(count)] = stack([
-                    self._scalar(lr, step) / (1 - self._scalar(beta1, step) ** step),
-                    (1 - self._scalar(beta2, step) ** step).sqrt(),
+                    self._scalar(lr, step) / (1 - self._power(beta1, step)),
+                    (1 - self._power(beta2, step)).sqrt(),
                 ]).contiguous()
-            step_size, bias_correction2_sqrt = (f.cast(p.dtype) for f in factors[id(count)].unbind(0))
+            if (id(count), p.dtype) not in unpacked:   # parameters sharing a count share the two views
+                unpacked[id(count), p.dtype] = tuple(f.cast(p.dtype) for f in factors[id(count)].unbind(0))
+            step_size, bias_correction2_sqrt = unpacked[id(count), p.dtype]
             if wd != 0:
                 if group["decoupled_weight_decay"]:
-                    self._assign(p, p * self._scalar(1 - lr * wd, p))
+                    self._assign(p, p * self._scalar_like(1 - lr * wd, p))
                 else:
-                    grad = grad + p * self._scalar(wd, p)
+                    grad = grad + p * self._scalar_like(wd, p)
             exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-            self._assign(exp_avg, exp_avg + (grad - exp_avg) * self._scalar(1 - beta1, p))
-            self._assign(
-                exp_avg_sq, exp_avg_sq * self._scalar(beta2, p) + grad * grad * self._scalar(1 - beta2, p)
-            )
+            self._assign(exp_avg, exp_avg + (grad - exp_avg) * self._scalar_like(1 - beta1, p))
+            self._assign(exp_avg_sq, exp_avg_sq * self._scalar_like(beta2, p)
+                         + grad * grad * self._scalar_like(1 - beta2, p))
             second = exp_avg_sq
             if group["amsgrad"]:
                 self._assign(state["max_exp_avg_sq"], state["max_exp_avg_sq"].maximum(exp_avg_sq))
                 second = state["max_exp_avg_sq"]
-            denom = second.sqrt() / bias_correction2_sqrt + self._scalar(eps, p)
+            denom = second.sqrt() / bias_correction2_sqrt + self._scalar_like(eps, p)
             self._assign(p, p - exp_avg / denom * step_size)
+
+    def _power(self, beta: float, count: Tensor) -> Tensor:
+        """beta ** count for 0 <= beta < 1 and a float64 count >= 1, as exp2(count · log2 beta): two ops
+        on a 0-d buffer holding log2 beta (computed here), where the general pow builds ~30 (it handles
+        negative bases and special exponents, which a beta never is). Within ~1e-13 of beta ** count
+        for the counts a run reaches."""
+        log2_beta = math.log2(beta) if beta > 0 else -math.inf   # 0 ** count = exp2(-inf) = 0
+        return (count * self._scalar(log2_beta, count)).exp2()
 
 
 class AdamW(Adam):

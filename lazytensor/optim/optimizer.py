@@ -54,6 +54,7 @@ class Optimizer:
         self.state: defaultdict[Tensor, dict[str, Any]] = defaultdict(dict)
         self.param_groups: list[dict[str, Any]] = []
         self._scalars: dict[tuple, Tensor] = {}
+        self._scalar_views: dict[tuple, Tensor] = {}
         if isinstance(params, set):
             raise TypeError(
                 "optimizer parameters need to be organized in ordered collections, but the ordering "
@@ -177,6 +178,18 @@ class Optimizer:
                 self._scalars.clear()
             found = Tensor(value, dtype=like.dtype, device=like.device)
             self._scalars[key] = found
+        return found
+
+    def _scalar_like(self, value: float, like: Tensor) -> Tensor:
+        """_scalar(value, like) broadcast to like's shape. Cached as well: an update multiplies every
+        parameter by a few of these each step, and the broadcast view would be rebuilt each time."""
+        key = (float(value).hex(), like.dtype, like.device, tuple(like.shape))
+        found = self._scalar_views.get(key)
+        if found is None:
+            if len(self._scalar_views) > 256:
+                self._scalar_views.clear()
+            found = self._scalar(value, like).expand(tuple(like.shape))
+            self._scalar_views[key] = found
         return found
 
     @staticmethod
