@@ -42,6 +42,10 @@ VALIDATE = _int_env("VALIDATE", 0)
 CACHE_DIR = Path(os.environ.get("LAZYTENSOR_CACHE", Path.home() / ".cache" / "lazytensor"))
 """Where compiled programs are kept between processes."""
 
+RECORD_KERNELS = os.environ.get("LAZYTENSOR_RECORD_KERNELS", "")
+"""A folder: every distinct kernel this process compiles is recorded there (lazytensor/kernel_record.py,
+for the nvcc check of test/test_cuda_compile.py). Changes no generated code."""
+
 DEVICE_ENV_VARS = ("CPU", "CL", "CUDA")
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lazytensor import capture, config
+from lazytensor import capture, config, kernel_record
 from lazytensor import graph as g
 from lazytensor.graph import Node
 from lazytensor.ops import Op
@@ -107,6 +107,8 @@ def compile_kernel(ast: Node, device: str) -> CompiledKernel:
     found = _compiled.get(key)
     if found is not None:
         return found
+    if kernel_record.RECORDING:   # LAZYTENSOR_RECORD_KERNELS=DIR: keep every new kernel for the nvcc check
+        kernel_record.record(ast, device)
     start = time.perf_counter()
     loop_kernel = lower_kernel(ast)
     if config.VALIDATE:

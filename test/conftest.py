@@ -23,12 +23,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help="run a deterministic 1-in-K subsample of each parametrized test's cases, "
                           "stratified by op (see sample_cases); non-parametrized tests always run. "
                           "For devices where every kernel compiles slowly (OpenCL through PoCL); default 1: all")
+    parser.addoption("--record-kernels", default=None, metavar="DIR",
+                     help="record every distinct kernel AST the tests compile into DIR (one file per "
+                          "process; sets LAZYTENSOR_RECORD_KERNELS), for test_cuda_compile.py --kernels-from")
+    parser.addoption("--kernels-from", default=None, metavar="DIR",
+                     help="test_cuda_compile.py: compile every kernel recorded in DIR (by --record-kernels) "
+                          "to PTX with nvcc")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """Pick the device new tensors go to, and fail at once (not in every test) if it cannot start."""
     import lazytensor as lt
     from lazytensor.runtime.device import DeviceUnavailable, get_runtime
+    record_dir = config.getoption("--record-kernels")
+    if record_dir:
+        os.environ["LAZYTENSOR_RECORD_KERNELS"] = os.path.abspath(record_dir)   # subprocesses record too
+        from lazytensor import kernel_record
+        kernel_record.start_recording(record_dir)
     chosen = config.getoption("--device")
     try:
         if chosen:
