@@ -10,6 +10,7 @@ This module holds only the record; it knows nothing of how a replay runs.
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -72,10 +73,47 @@ def buffer_of(tensor: "Tensor") -> "Buffer | None":
     return REALIZED.get(node)
 
 
+# Buffers whose tensor got a new value outside any capture (a weight changed by load_state_dict, an
+# in-place op, an optimizer step run outside the jitted function), with the update count at that time.
+# A replay that reads such a buffer as a fixed operand was captured with the old value: jit captures
+# again instead of replaying it (see Replay.reads_superseded in lazytensor/jit.py).
+SUPERSEDED: "weakref.WeakKeyDictionary[Buffer, int]" = weakref.WeakKeyDictionary()
+UPDATES = 0
+"""How many times a realized tensor got a new value outside a capture (replays compare it first)."""
+
+
+# Buffers computed once from a stored value and kept outside any graph (a weight packed for matmul under
+# no_grad), each with a weak reference to the buffer it was computed from: a replay reading the copy is
+# stale when that source is superseded (or gone: its tensor moved on to another value).
+DERIVED: "weakref.WeakKeyDictionary[Buffer, weakref.ref[Buffer]]" = weakref.WeakKeyDictionary()
+
+
+def note_derived(copy: "Buffer", source: "Buffer") -> None:
+    """copy holds a value computed from source's current contents (see DERIVED)."""
+    DERIVED[copy] = weakref.ref(source)
+
+
+def superseded_since(buffer: "Buffer", updates: int) -> bool:
+    """buffer, or the buffer it was derived from, got a new value after update count `updates`."""
+    if SUPERSEDED.get(buffer, -1) > updates:
+        return True
+    source_ref = DERIVED.get(buffer)
+    if source_ref is None:
+        return False
+    source = source_ref()
+    return source is None or SUPERSEDED.get(source, -1) > updates
+
+
 def note_update(tensor: "Tensor") -> None:
-    """Call before replacing tensor's value node in place (a no-op unless a capture is running)."""
+    """Call before replacing tensor's value node in place: the running capture records it; outside a
+    capture, the buffer holding the old value is marked superseded for the replays that read it."""
     if ACTIVE is not None:
         ACTIVE.note_update(tensor)
+        return
+    if tensor.node.op is Op.BUFFER:
+        global UPDATES
+        UPDATES += 1
+        SUPERSEDED[tensor.node.arg] = UPDATES
 
 
 def note_random_draw() -> None:

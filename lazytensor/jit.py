@@ -12,7 +12,10 @@ of its tensor arguments and the values of the others):
    place (parameters, optimizer state, running statistics) are re-pointed at their new values.
 
 A call whose signature differs from every captured one starts again at phase 1 for that
-signature (up to `MAX_SIGNATURES`; beyond that it raises).
+signature (up to `MAX_SIGNATURES`; beyond that it raises). A replay reads the buffers it does not
+update (weights) as they were at capture; when one of them gets a new value outside the call
+(`load_state_dict`, an in-place op, an optimizer step outside the jitted function), or a guarded
+host value changes, the next call captures again instead of replaying stale values.
 
 What a replay cannot repeat, it refuses at capture time with an error: reading tensor values on
 the host inside the function (Python may branch on them) and drawing random numbers (they would
@@ -22,7 +25,7 @@ record a graph for autograd through its outputs.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from lazytensor import capture
@@ -73,10 +76,23 @@ class Replay:
     updated: list[tuple[Tensor, TensorSlot]]      # state tensors and where their new value is
     state_before: list[Tensor]                    # state j is read from state_before[j]'s buffer
     guards: list[tuple[Callable[[], Any], Any]]   # host values the capture depends on
+    fixed: list[Buffer] = field(default_factory=list)   # buffers read as they were at capture (weights)
+    checked_updates: int = 0   # capture.UPDATES when the fixed buffers were last known current
 
     def is_current(self) -> bool:
-        """Whether the host values the capture baked in (learning rates …) are unchanged."""
-        return all(read() == value for read, value in self.guards)
+        """Whether the host values the capture baked in (learning rates …) are unchanged, and no fixed
+        buffer it reads was replaced by a new value since (a weight loaded or updated outside the call)."""
+        if not all(read() == value for read, value in self.guards):
+            return False
+        if self.checked_updates != capture.UPDATES:
+            if self.reads_superseded():
+                return False
+            self.checked_updates = capture.UPDATES
+        return True
+
+    def reads_superseded(self) -> bool:
+        """A fixed operand's tensor got a new value after this capture (see capture.SUPERSEDED)."""
+        return any(capture.superseded_since(buf, self.checked_updates) for buf in self.fixed)
 
     def run(self, inputs: list[Buffer]) -> Any:
         """Launch every step on `inputs`, re-point the updated tensors, return the outputs."""
@@ -226,7 +242,8 @@ def _build_replay(recorder: capture.Recorder, inputs: list[Buffer], input_tensor
     for k, rs in enumerate(steps):
         if k not in escaping:
             rs.scratch = recorder.steps[k].out   # nobody outside the call sees it: reuse every call
-    return Replay(steps, outputs, updated, state_before, recorder.guards)
+    fixed = list({id(src[1]): src[1] for rs in steps for src in rs.operands if src[0] == "fixed"}.values())
+    return Replay(steps, outputs, updated, state_before, recorder.guards, fixed, capture.UPDATES)
 
 
 def _repoint(tensor: Tensor, buf: Buffer, slot: TensorSlot) -> None:

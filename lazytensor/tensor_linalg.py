@@ -8,7 +8,7 @@ from __future__ import annotations
 import weakref
 from typing import TYPE_CHECKING
 
-from lazytensor import dtypes
+from lazytensor import capture, dtypes
 from lazytensor.autograd import GradMode
 from lazytensor.ops import MOVEMENT, Op
 
@@ -213,6 +213,7 @@ def _reusable_packed_columns(y: "Tensor", width: int) -> "Tensor":
     packed = per_value.get(key)
     if packed is None:
         packed = _pack_panels(y, width).realize()   # its own buffer now: it holds no reference to y
+        capture.note_derived(packed._buffer(), base.arg)   # a jit replay reading it follows y's updates
         per_value[key] = packed
     return packed.transpose(-1, -2)
 

@@ -175,3 +175,70 @@ def test_kernel_errors_still_raise_on_replay():
     np.testing.assert_array_equal(f(t, lt.tensor([3, 0])).numpy(), [3.0, 0.0])
     with pytest.raises(IndexError, match="out of bounds"):
         f(t, lt.tensor([9, 0]))
+
+
+def _linear_and_input(seed: int = 0) -> tuple[nn.Linear, lt.Tensor]:
+    lt.manual_seed(seed)
+    layer = nn.Linear(64, 32)       # 16 rows: the matmul packs the stored weight (cached under no_grad)
+    x = lt.tensor(np.random.default_rng(seed).random((16, 64), dtype=np.float32))
+    return layer, x
+
+
+def _expected(layer: nn.Linear, x: lt.Tensor) -> np.ndarray:
+    return x.numpy() @ layer.weight.numpy().T + layer.bias.numpy()
+
+
+WEIGHT_CHANGES = {
+    "load_state_dict": lambda layer: layer.load_state_dict(
+        {"weight": lt.tensor(np.full((32, 64), 0.5, np.float32)), "bias": layer.bias.detach()}),
+    "in-place under no_grad": lambda layer: _in_place(layer, lambda w: w.mul_(2)),
+    "copy_": lambda layer: _in_place(layer, lambda w: w.copy_(lt.ones(32, 64))),
+    "optimizer step outside": lambda layer: _sgd_step(layer),
+}
+
+
+def _in_place(layer: nn.Linear, update) -> None:
+    with lt.no_grad():
+        update(layer.weight)
+
+
+def _sgd_step(layer: nn.Linear) -> None:
+    opt = lt.optim.SGD(layer.parameters(), lr=0.5)
+    layer(lt.ones(2, 64)).sum().backward()
+    opt.step()
+
+
+@pytest.mark.parametrize("change", list(WEIGHT_CHANGES), ids=list(WEIGHT_CHANGES))
+def test_a_weight_changed_outside_is_not_replayed_stale(change):
+    """A replay reads weights as fixed buffers; a weight given a new value outside the call (loading,
+    in-place update, an optimizer step outside the jitted function) makes the next call capture again."""
+    layer, x = _linear_and_input()
+
+    @lt.jit
+    def forward(inp):
+        with lt.no_grad():
+            return layer(inp)
+
+    for _ in range(3):
+        np.testing.assert_allclose(forward(x).numpy(), _expected(layer, x), rtol=1e-5, atol=1e-5)
+    WEIGHT_CHANGES[change](layer)
+    for _ in range(3):
+        np.testing.assert_allclose(forward(x).numpy(), _expected(layer, x), rtol=1e-5, atol=1e-5)
+
+
+def test_a_superseded_buffer_still_read_elsewhere_is_captured_once():
+    """w2 shares w's old buffer; after w changes, a function reading w2 captures again once, then replays."""
+    layer, x = _linear_and_input()
+    kept = layer.weight.detach()          # shares the buffer the update below supersedes
+
+    @lt.jit
+    def through_kept(inp):
+        return inp @ kept.T
+
+    for _ in range(3):
+        through_kept(x)
+    _in_place(layer, lambda w: w.mul_(2))
+    for _ in range(4):
+        np.testing.assert_allclose(through_kept(x).numpy(), x.numpy() @ kept.numpy().T, rtol=1e-5, atol=1e-5)
+    replay = next(iter(through_kept.replays.values()))
+    assert replay.is_current()            # checked once after the update, then current again

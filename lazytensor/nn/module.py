@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple
 
+from lazytensor import capture
 from lazytensor.tensor import Tensor
 
 
@@ -404,6 +405,7 @@ def _replace_value(target: Tensor, value: Tensor) -> None:
     from lazytensor.autograd import unregister_leaf
     from lazytensor.tensor import _own_leaf_buffer
 
+    capture.note_update(target)   # a jit replay that read the old value captures again
     if target._is_leaf_grad:
         unregister_leaf(target.node)
     target.node, target.device = value.node, value.device
