@@ -6,13 +6,14 @@ results to the leaf tensors as lazy `.grad` tensors. Nothing is realized here: f
 backward and an optimizer update form one graph that the scheduler fuses.
 
 A rule gets (node, upstream gradient) and returns one gradient per source (None where no
-gradient flows: integer sources, conditions, indices).
+gradient flows: integer sources, conditions, indices). A composite op may define its own gradient
+for its output node (`define_gradient`: convolution does), used instead of the walk through its ops.
 """
 from __future__ import annotations
 
 import math
 import weakref
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from lazytensor import dtypes
 from lazytensor import graph as g
@@ -20,6 +21,7 @@ from lazytensor.graph import Node
 from lazytensor.ops import MOVEMENT, Op
 
 GradRule = Callable[[Node, Node], tuple[Node | None, ...]]
+CustomGradRule = Callable[[Node, tuple[bool, ...]], tuple[Node | None, ...]]
 
 
 class GradMode:
@@ -235,6 +237,26 @@ NO_GRADIENT = frozenset({Op.CMPLT, Op.CMPNE, Op.AND, Op.OR, Op.XOR, Op.SHL, Op.S
                          Op.CONST, Op.BUFFER, Op.DETACH})
 
 
+# ---- gradients that a composite op defines for itself ----
+
+class CustomGradient(NamedTuple):
+    """A composite's own gradient: `rule(upstream gradient, which inputs want one)` → one gradient per
+    input (None where not wanted), replacing the generic walk through the composite's inner graph."""
+    inputs: tuple[Node, ...]
+    rule: CustomGradRule
+
+
+# output node → its composite's gradient. The rule must not hold the output node itself (the key is weak).
+CUSTOM_GRADIENTS: "weakref.WeakKeyDictionary[Node, CustomGradient]" = weakref.WeakKeyDictionary()
+
+
+def define_gradient(output: Node, inputs: tuple[Node, ...], rule: CustomGradRule) -> None:
+    """Make `gradients` differentiate `output` with respect to `inputs` (nodes it was computed from)
+    by `rule` instead of through the ops between them. A gradient reaching an inner node from another
+    consumer still flows generically, so the result stays exact whoever else reads the inner nodes."""
+    CUSTOM_GRADIENTS[output] = CustomGradient(tuple(inputs), rule)
+
+
 # ---- results waiting for the next optimizer step ----
 
 # Tensors that backward() was called on (losses) since the last Optimizer.step(): the step realizes
@@ -387,10 +409,16 @@ def gradients(output: Node, seed: Node, targets: list[Node] | None = None) -> di
         grad = grads.get(n)
         if grad is None or n not in relevant or n in opaque or n.op in NO_GRADIENT:
             continue
-        rule = GRAD_RULES.get(n.op)
-        if rule is None:
-            raise RuntimeError(f"autograd: no gradient rule for {n.op.name}")
-        for src, src_grad in zip(n.srcs, rule(n, grad)):
+        custom = CUSTOM_GRADIENTS.get(n)
+        if custom is not None:
+            srcs = custom.inputs
+            src_grads = custom.rule(grad, tuple(src in relevant for src in srcs))
+        else:
+            rule = GRAD_RULES.get(n.op)
+            if rule is None:
+                raise RuntimeError(f"autograd: no gradient rule for {n.op.name}")
+            srcs, src_grads = n.srcs, rule(n, grad)
+        for src, src_grad in zip(srcs, src_grads):
             if src_grad is None or src not in relevant or not src.dtype.is_float:
                 continue
             if src_grad.dtype != src.dtype:

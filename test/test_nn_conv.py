@@ -333,3 +333,73 @@ def test_errors_name_the_problem():
     _error(lambda: nn.ConvTranspose2d(3, 4, 3, padding_mode="reflect"), ValueError, match="zeros")
     _error(lambda: F.conv_transpose2d(x, lt.tensor(_rand((3, 2, 3, 3), 36)), stride=2, output_padding=2),
            match="output padding must be smaller")
+
+
+# ---- the convolution's own gradient (autograd.define_gradient) ----
+
+def _reduce_count(tensor: lt.Tensor) -> int:
+    return sum(op.startswith("reduce") for item in tensor.schedule() for op in item.fused_ops)
+
+
+@pytest.mark.parametrize("xs,ws,stride,padding,dilation,groups", [
+    ((2, 16, 8, 8), (32, 16, 3, 3), 1, 1, 1, 1),               # channels-last forward and gradients
+    ((2, 3, 9, 8), (4, 3, 3, 3), 1, 1, 1, 1),                  # direct forward and weight gradient
+    ((1, 16, 9, 7), (16, 4, 3, 2), (2, 3), (1, 0), (1, 2), 4),
+])
+def test_input_gradient_is_one_convolution(xs, ws, stride, padding, dilation, groups):
+    """The input gradient is a transposed convolution (one reduce over output channels and taps), not
+    one shifted reduce per kernel tap summed (what differentiating the window views gives)."""
+    x = lt.tensor(_rand(xs, 60), requires_grad=True)
+    w = lt.tensor(_rand(ws, 61), requires_grad=True)
+    out = F.conv2d(x, w, None, stride, padding, dilation, groups)
+    up = _rand(tuple(out.shape), 62)
+    out.backward(lt.tensor(up))
+    assert _reduce_count(x.grad) == 1 and _reduce_count(w.grad) == 1
+    tx, tw = torch.tensor(x.numpy(), requires_grad=True), torch.tensor(w.numpy(), requires_grad=True)
+    TF.conv2d(tx, tw, None, stride, padding, dilation, groups).backward(torch.tensor(up))
+    _close(x.grad, tx.grad, "input gradient")
+    _close(w.grad, tw.grad, "weight gradient")
+
+
+def test_conv_gradient_with_inner_nodes_read_elsewhere():
+    """A gradient reaching the conv's padded input from another consumer still flows (the custom rule
+    replaces only the path through the convolution); chained convolutions, strided, with a residual."""
+    xs, w1s, w2s = (2, 16, 9, 9), (32, 16, 3, 3), (16, 32, 3, 3)
+    arrays = [_rand(xs, 70), _rand(w1s, 71) / 12, _rand(w2s, 72) / 17]   # weights at 1/sqrt(fan_in)
+
+    def net(fn, pad):
+        def run(x, w1, w2):
+            h = fn.conv2d(x, w1, padding=1, stride=2).relu()
+            y = fn.conv2d(h, w2, padding=1)
+            return y.tanh().sum((2, 3)) + (pad(x, (1, 1, 1, 1)) ** 2).sum((2, 3)).sum(1, keepdim=True)
+        return run
+
+    check_op(net(F, lambda t, p: t.pad(p)), net(TF, TF.pad), arrays)
+
+
+def test_second_order_gradient_through_conv():
+    """The rule's output is itself differentiable: d/dx of sum((d conv(x, w)·u / dw)²) against torch."""
+    x_np, w_np = _rand((1, 8, 6, 6), 80), _rand((16, 8, 3, 3), 81)
+    x, w = lt.tensor(x_np, requires_grad=True), lt.tensor(w_np, requires_grad=True)
+    (gw,) = F.conv2d(x, w, padding=1).sum().gradient(w)
+    (gw * gw).sum().backward()
+    tx, tw = torch.tensor(x_np, requires_grad=True), torch.tensor(w_np, requires_grad=True)
+    (tgw,) = torch.autograd.grad(TF.conv2d(tx, tw, padding=1).sum(), tw, create_graph=True)
+    (tgw * tgw).sum().backward()
+    _close(gw, tgw, "weight gradient")
+    _close(x.grad, tx.grad, "second-order input gradient")
+
+
+def test_no_gradient_rule_recorded_without_grad():
+    from lazytensor.autograd import CUSTOM_GRADIENTS
+    x, w = lt.tensor(_rand((1, 8, 5, 5), 90)), lt.tensor(_rand((16, 8, 3, 3), 91), requires_grad=True)
+    with lt.no_grad():
+        out = F.conv2d(x, w, padding=1)
+    assert not any(node in CUSTOM_GRADIENTS for node in _nodes_under(out))
+    out = F.conv2d(x, w, padding=1)
+    assert any(node in CUSTOM_GRADIENTS for node in _nodes_under(out))
+
+
+def _nodes_under(t: lt.Tensor) -> list:
+    from lazytensor import graph
+    return graph.toposort([t.node])
