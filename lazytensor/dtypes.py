@@ -84,7 +84,7 @@ int32 = DType("int32", 4, "i", "int32")
 uint32 = DType("uint32", 4, "u", "uint32")
 int64 = DType("int64", 8, "i", "int64")
 uint64 = DType("uint64", 8, "u", "uint64")
-# float16/bfloat16 are stored as 16-bit patterns and computed in float32 inside kernels.
+# float16/bfloat16 are stored as 16-bit patterns; kernels compute in float32 and round every op's result.
 float16 = DType("float16", 2, "f", "float16")
 bfloat16 = DType("bfloat16", 2, "f", "uint16")
 float32 = DType("float32", 4, "f", "float32")
@@ -245,6 +245,18 @@ def max_value(d: DType) -> float | int | bool:
     return (1 << (d.bits - 1)) - 1
 
 
+_FLOAT32_BITS = struct.Struct("I")
+
+
+def _round_to_bfloat16(single: float) -> float:
+    """A float32 value rounded to bfloat16 (to nearest, ties to even), as a Python float."""
+    if math.isnan(single) or math.isinf(single):
+        return single
+    bits = _FLOAT32_BITS.unpack(_FLOAT32.pack(single))[0]
+    bits = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) << 16
+    return _FLOAT32.unpack(_FLOAT32_BITS.pack(bits))[0]
+
+
 def cast_scalar(value: float | int | bool, d: DType) -> float | int | bool:
     """Convert a Python scalar to the value it has as dtype d (wrapping integers like C)."""
     if d.is_bool:
@@ -257,8 +269,14 @@ def cast_scalar(value: float | int | bool, d: DType) -> float | int | bool:
                 return _FLOAT32.unpack(_FLOAT32.pack(value))[0]
             except (OverflowError, struct.error):
                 pass   # out of float32's range (NumPy makes it ±inf) or not a plain number
-        return float(np.array(value, dtype=np.float64).astype(np.float32 if d is not float16
-                                                              else np.float16))
+            with np.errstate(over="ignore"):
+                return float(np.array(value, dtype=np.float64).astype(np.float32))
+        # PyTorch converts a number to a 16-bit float through float32 (two roundings, as c10 does)
+        single = cast_scalar(value, float32)
+        if d is float16:
+            with np.errstate(over="ignore"):
+                return float(np.float32(single).astype(np.float16))
+        return _round_to_bfloat16(single)
     if isinstance(value, float):
         if math.isnan(value) or math.isinf(value):
             return 0

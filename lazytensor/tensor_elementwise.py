@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from lazytensor import dtypes
 from lazytensor import graph as g
 from lazytensor.ops import Op
@@ -58,6 +60,10 @@ class ElementwiseMixin:
     # ---- arithmetic ----
     def add(self: "Tensor", other: Any, alpha: Any = 1) -> "Tensor":
         a, b = self._broadcast_pair(other, "add")
+        if alpha != 1 and a.dtype in (dtypes.float16, dtypes.bfloat16):
+            # one op in PyTorch: a + alpha·b in float32 (alpha first rounded to a's dtype), rounded once
+            alpha = dtypes.cast_scalar(alpha, a.dtype)
+            return a.cast(dtypes.float32).add(b.cast(dtypes.float32), alpha=alpha).cast(a.dtype)
         if alpha != 1:
             b = (b * alpha).cast(a.dtype)   # alpha does not take part in type promotion
         return a._new(g.binary(Op.ADD, a.node, b.node))
@@ -66,6 +72,9 @@ class ElementwiseMixin:
         if self.dtype.is_bool and (isinstance(other, bool) or getattr(other, "dtype", None) == dtypes.bool_):
             raise TypeError("sub: subtraction of bool tensors is not supported; use logical_xor() or ~")
         a, b = self._broadcast_pair(other, "sub")
+        if alpha != 1 and a.dtype in (dtypes.float16, dtypes.bfloat16):
+            alpha = dtypes.cast_scalar(alpha, a.dtype)
+            return a.cast(dtypes.float32).sub(b.cast(dtypes.float32), alpha=alpha).cast(a.dtype)
         if alpha != 1:
             b = (b * alpha).cast(a.dtype)
         return a._new(g.binary(Op.ADD, a.node, (-b).node))
@@ -74,12 +83,37 @@ class ElementwiseMixin:
         a, b = self._broadcast_pair(other, "rsub", reverse=True)
         return a.sub(b, alpha=alpha)
 
+    def _scalar_in_opmath(self: "Tensor", other: Any) -> bool:
+        """True when other, met by this 16-bit float tensor in mul/div, must take part at float32
+        precision: PyTorch computes such an op in float32 with the unrounded number (a Python scalar
+        or a 0-d float32/float64 tensor) and rounds the result once (h * 1e10 is inf where h != 0, not
+        nan). A number exact in the 16-bit type needs no detour: the result is the same."""
+        if self.dtype not in (dtypes.float16, dtypes.bfloat16):
+            return False
+        if isinstance(other, ElementwiseMixin):
+            return other.ndim == 0 and other.dtype in (dtypes.float32, dtypes.float64)
+        if isinstance(other, (bool, np.bool_)) or not isinstance(other, (int, float, np.number)):
+            return False
+        return dtypes.cast_scalar(other, self.dtype) != dtypes.cast_scalar(other, dtypes.float32)
+
+    def _in_opmath(self: "Tensor", other: Any) -> tuple["Tensor", Any]:
+        """self and other (see _scalar_in_opmath) as float32 operands."""
+        if isinstance(other, ElementwiseMixin):
+            other = other.cast(dtypes.float32)
+        return self.cast(dtypes.float32), other
+
     def mul(self: "Tensor", other: Any) -> "Tensor":
+        if self._scalar_in_opmath(other):
+            a, b = self._in_opmath(other)
+            return a.mul(b).cast(self.dtype)
         return self._binop(Op.MUL, other, name="mul")
 
     def div(self: "Tensor", other: Any, rounding_mode: str | None = None) -> "Tensor":
         """True division (integers promote to float); rounding_mode 'trunc' or 'floor' rounds."""
         if rounding_mode is None:
+            if self._scalar_in_opmath(other):
+                a, b = self._in_opmath(other)
+                return a.div(b).cast(self.dtype)
             a, b = self._broadcast_pair(other, "div")
             if not a.dtype.is_float:
                 a, b = a.cast(dtypes.default_float), b.cast(dtypes.default_float)
@@ -174,7 +208,7 @@ class ElementwiseMixin:
         return self._floating()._unary(Op.SQRT)
 
     def rsqrt(self: "Tensor") -> "Tensor":
-        return self.sqrt().reciprocal()
+        return self._math_in(lambda x: x.sqrt().reciprocal())
 
     def exp2(self: "Tensor") -> "Tensor":
         return self._floating()._unary(Op.EXP2)
@@ -274,10 +308,11 @@ class ElementwiseMixin:
         return self._math_in(tanh_)
 
     def asinh(self: "Tensor") -> "Tensor":
-        x = self._floating()
-        ax = _magnitude(x)
-        r = (ax + (ax * ax + 1).sqrt()).log()
-        return (x < 0)._where(-r, r)
+        def asinh(x: "Tensor") -> "Tensor":
+            ax = _magnitude(x)
+            r = (ax + (ax * ax + 1).sqrt()).log()
+            return (x < 0)._where(-r, r)
+        return self._math_in(asinh)
 
     def acosh(self: "Tensor") -> "Tensor":
         x = self._floating()
@@ -317,7 +352,8 @@ class ElementwiseMixin:
             return self
         if decimals != 0:
             scale = 10.0 ** decimals
-            return (self * scale).round() / scale
+            # one kernel in PyTorch, so float32 throughout for the 16-bit floats (rounded once)
+            return self._math_in(lambda x: (x * scale).round() / scale)
         f = self.floor()
         d = self - f
         odd = (f.fmod(2) != 0)
@@ -377,6 +413,9 @@ class ElementwiseMixin:
         return a.isnan()._where(b, b.isnan()._where(a, a.minimum(b)))
 
     def lerp(self: "Tensor", end: Any, weight: Any) -> "Tensor":
+        if self.dtype in (dtypes.float16, dtypes.bfloat16):   # one op in PyTorch: float32, rounded once
+            wide = [v.cast(dtypes.float32) if isinstance(v, ElementwiseMixin) else v for v in (end, weight)]
+            return self.cast(dtypes.float32).lerp(*wide).cast(self.dtype)
         diff = end - self
         w = weight if isinstance(weight, ElementwiseMixin) else self._const(weight, shape=())
         return (w.abs() < 0.5)._where(self + w * diff, end - diff * (1 - w))
@@ -615,12 +654,16 @@ class ElementwiseMixin:
         return self.mul(other)
 
     def __rmul__(self: "Tensor", other: Any) -> "Tensor":
+        if self._scalar_in_opmath(other):
+            return self.mul(other)
         return self._binop(Op.MUL, other, reverse=True, name="mul")
 
     def __truediv__(self, other: Any) -> "Tensor":
         return self.div(other)
 
     def __rtruediv__(self: "Tensor", other: Any) -> "Tensor":
+        if isinstance(other, (int, float, np.number)):
+            return self.reciprocal().mul(other)   # as PyTorch: number / t is reciprocal(t) * number
         a, b = self._broadcast_pair(other, "div", reverse=True)
         return a.div(b)
 
@@ -711,6 +754,11 @@ def _pow(base: "Tensor", exponent: Any) -> "Tensor":
     if isinstance(exponent, (bool, int, float)):
         a, _ = base._broadcast_pair(exponent, "pow")
         if float(exponent).is_integer() and abs(exponent) <= 64:
+            # one kernel in PyTorch: the products in float32, rounded once to the 16-bit type; but its
+            # bfloat16 kernel multiplies in bfloat16 (rounding each product) for the exponents 3 and -2
+            per_op = a.dtype == dtypes.bfloat16 and exponent in (3, -2)
+            if a.dtype in (dtypes.float16, dtypes.bfloat16) and not per_op:
+                return _pow(a.cast(dtypes.float32), exponent).cast(a.dtype)
             n = int(exponent)
             if not a.dtype.is_float and n < 0:
                 raise RuntimeError("pow: integers to negative integer powers are not allowed")

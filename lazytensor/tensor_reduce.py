@@ -235,8 +235,10 @@ class ReduceMixin:
             return x * 0 + 1
         if x.numel() == 0:
             return x
-        e = (x - x.amax(dim, keepdim=True)).exp()
-        return e / e.sum(dim, keepdim=True)
+        def softmax(y: "Tensor") -> "Tensor":
+            e = (y - y.amax(dim, keepdim=True)).exp()
+            return e / e.sum(dim, keepdim=True)
+        return x._math_in(softmax)   # float32 for the 16-bit floats: rounded once, as PyTorch
 
     def log_softmax(self: "Tensor", dim: int = -1, dtype: Any = None) -> "Tensor":
         x = self.cast(dtypes.to_dtype(dtype)) if dtype is not None else self
@@ -246,8 +248,10 @@ class ReduceMixin:
             return x * 0
         if x.numel() == 0:
             return x
-        shifted = x - x.amax(dim, keepdim=True)
-        return shifted - shifted.exp().sum(dim, keepdim=True).log()
+        def log_softmax(y: "Tensor") -> "Tensor":
+            shifted = y - y.amax(dim, keepdim=True)
+            return shifted - shifted.exp().sum(dim, keepdim=True).log()
+        return x._math_in(log_softmax)
 
     _SCAN_BLOCK = 128   # scans up to this long use one masked reduce; longer ones are blocked
 
@@ -312,11 +316,15 @@ class ReduceMixin:
 
     def cumsum(self: "Tensor", dim: int, dtype: Any = None) -> "Tensor":
         x = self._accumulate_as(dtype)
-        return x._scan(dim, Op.ADD, "cumsum")
+        acc = dtypes.acc_dtype(x.dtype)   # float32 for the 16-bit floats: each output rounded once
+        return x._scan(dim, Op.ADD, "cumsum") if acc is x.dtype else \
+            x.cast(acc)._scan(dim, Op.ADD, "cumsum").cast(x.dtype)
 
     def cumprod(self: "Tensor", dim: int, dtype: Any = None) -> "Tensor":
         x = self._accumulate_as(dtype)
-        return x._scan(dim, Op.MUL, "cumprod")
+        acc = dtypes.acc_dtype(x.dtype)
+        return x._scan(dim, Op.MUL, "cumprod") if acc is x.dtype else \
+            x.cast(acc)._scan(dim, Op.MUL, "cumprod").cast(x.dtype)
 
     def norm(self: "Tensor", p: Any = "fro", dim: Dims = None, keepdim: bool = False,
              dtype: Any = None) -> "Tensor":

@@ -4,7 +4,8 @@ Scalar nodes are emitted in topological order inside the innermost loop they dep
 ("scopes"): a node that only depends on the output loops is computed once per output element,
 a node that depends on a reduce's loop variables is computed inside that reduce's loop.
 Nodes used once in the same scope are inlined; the rest become named temporaries.
-16-bit floats are stored as 16-bit patterns and computed in float.
+16-bit floats are stored as 16-bit patterns and computed in float, each op's result rounded to
+its 16-bit type (see expr), as PyTorch rounds every op's result.
 """
 from __future__ import annotations
 
@@ -20,46 +21,65 @@ from lazytensor.codegen.kernel import LoopKernel, LoopNest, Store
 
 HALF_TYPES = (dtypes.float16, dtypes.bfloat16)
 
+# The 16-bit float conversions are branchless (selects are bit blends) so that loops over float16 and
+# bfloat16 data vectorize; float<->bits goes through lt_f2u/lt_u2f, which the GPU dialects rewrite.
 C_HELPERS = {
-    "h2f": """static inline float lt_h2f(unsigned short h) {
-  unsigned int sign = (unsigned int)(h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, man = h & 0x3ffu, bits;
-  if (exp == 0) {
-    if (man == 0) { bits = sign; }
-    else { exp = 113; while (!(man & 0x400u)) { man <<= 1; exp--; } man &= 0x3ffu; bits = sign | (exp << 23) | (man << 13); }
-  } else if (exp == 31) { bits = sign | 0x7f800000u | (man << 13); }
-  else { bits = sign | ((exp + 112) << 23) | (man << 13); }
+    "f2u": """static inline unsigned int lt_f2u(float f) {
+  unsigned int x; __builtin_memcpy(&x, &f, 4); return x;
+}""",
+    "u2f": """static inline float lt_u2f(unsigned int bits) {
   float f; __builtin_memcpy(&f, &bits, 4); return f;
 }""",
+    "h2f": """static inline float lt_h2f(unsigned short h) {
+  unsigned int sign = (unsigned int)(h & 0x8000u) << 16, em = h & 0x7fffu;
+  unsigned int is_special = 0u - (unsigned int)(em >= 0x7c00u), is_sub = 0u - (unsigned int)(em < 0x400u);
+  unsigned int normal = (em << 13) + 0x38000000u + (is_special & 0x38000000u);
+  unsigned int sub = lt_f2u((float)(int)em * 5.9604644775390625e-08f);   /* em * 2^-24, exact */
+  return lt_u2f(sign | (sub & is_sub) | (normal & ~is_sub));
+}""",
     "f2h": """static inline unsigned short lt_f2h(float f) {
-  unsigned int x; __builtin_memcpy(&x, &f, 4);
-  unsigned int sign = (x >> 16) & 0x8000u, e = (x >> 23) & 0xffu, man = x & 0x7fffffu;
-  if (e == 255) return (unsigned short)(sign | 0x7c00u | (man ? 0x200u : 0u));
-  int exp = (int)e - 127 + 15;
-  if (exp >= 31) return (unsigned short)(sign | 0x7c00u);
-  if (exp <= 0) {
-    if (exp < -10) return (unsigned short)sign;
-    man |= 0x800000u; unsigned int shift = (unsigned int)(14 - exp);
-    unsigned int half = man >> shift, rem = man & ((1u << shift) - 1u), mid = 1u << (shift - 1u);
-    if (rem > mid || (rem == mid && (half & 1u))) half++;
-    return (unsigned short)(sign | half);
-  }
-  unsigned int half = sign | ((unsigned int)exp << 10) | (man >> 13), rem = man & 0x1fffu;
-  if (rem > 0x1000u || (rem == 0x1000u && (half & 1u))) half++;
-  return (unsigned short)half;
+  unsigned int x = lt_f2u(f), ax = x & 0x7fffffffu;
+  unsigned int normal = (ax - 0x38000000u + 0xfffu + ((ax >> 13) & 1u)) >> 13;   /* rebias, round to even */
+  unsigned int overflow = 0u - (unsigned int)(normal > 0x7c00u);
+  normal = (0x7c00u & overflow) | (normal & ~overflow);
+  unsigned int sub = lt_f2u(lt_u2f(ax) + 0.5f) - 0x3f000000u;   /* |f| < 2^-14: round to a multiple of 2^-24 */
+  unsigned int is_sub = 0u - (unsigned int)(ax < 0x38800000u), is_nan = 0u - (unsigned int)(ax > 0x7f800000u);
+  unsigned int r = (sub & is_sub) | (normal & ~is_sub);
+  r = (0x7e00u & is_nan) | (r & ~is_nan);
+  return (unsigned short)(((x >> 16) & 0x8000u) | r);
 }""",
     "bf2f": """static inline float lt_bf2f(unsigned short h) {
-  unsigned int bits = (unsigned int)h << 16; float f; __builtin_memcpy(&f, &bits, 4); return f;
+  return lt_u2f((unsigned int)h << 16);
 }""",
     "f2bf": """static inline unsigned short lt_f2bf(float f) {
-  unsigned int x; __builtin_memcpy(&x, &f, 4);
-  if ((x & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((x >> 16) | 0x40u);
-  x += 0x7fffu + ((x >> 16) & 1u); return (unsigned short)(x >> 16);
+  unsigned int x = lt_f2u(f);
+  unsigned int is_nan = 0u - (unsigned int)((x & 0x7fffffffu) > 0x7f800000u);
+  unsigned int rounded = (x + 0x7fffu + ((x >> 16) & 1u)) >> 16;   /* round to nearest even */
+  return (unsigned short)((((x >> 16) | 0x40u) & is_nan) | (rounded & ~is_nan));
 }""",
     "check": """static inline long long lt_check(long long i, long long n, long long* err) {
   if (i < 0 || i >= n) { err[0] = 1; err[1] = i; err[2] = n; return 0; }
   return i;
 }""",
 }
+HELPER_DEPS = {"h2f": ("f2u", "u2f"), "f2h": ("f2u", "u2f"), "bf2f": ("u2f",), "f2bf": ("f2u",)}
+
+# Ops whose float16/bfloat16 result is rounded to the 16-bit type right away, as PyTorch rounds every
+# op's result (computed in float32 "opmath") to the tensor's dtype. The others (neg, max, where,
+# trunc, loads, constants) give back a value that is already exact in the 16-bit type.
+ROUNDED_OPS = frozenset({Op.CAST, Op.ADD, Op.MUL, Op.FDIV, Op.RECIPROCAL, Op.EXP2, Op.LOG2, Op.SIN,
+                         Op.SQRT, Op.MOD})
+
+# Ops whose 8/16-bit integer result C computes in int and may leave out of the type's range.
+WRAPPED_OPS = frozenset({Op.ADD, Op.MUL, Op.NEG, Op.SHL})
+
+
+def helpers_in_order(used: set[str]) -> list[str]:
+    """The named helpers used, with what they call, each after the helpers it calls."""
+    needed = set(used)
+    for name in used:
+        needed.update(HELPER_DEPS.get(name, ()))
+    return [name for name in C_HELPERS if name in needed]
 
 
 def _is_loaded_operand(n: Node) -> bool:
@@ -158,7 +178,8 @@ class CStyleRenderer:
             if not nest.loops and len(kernel.nests) > 1:
                 lines = ["  {"] + ["  " + line for line in lines] + ["  }"]   # its names are its own
             body += lines
-        helpers = [self.helper_source(h) for h in sorted(self.helpers_used)] + list(self.extra_helpers.values())
+        helpers = [self.helper_source(h) for h in helpers_in_order(self.helpers_used)]
+        helpers += list(self.extra_helpers.values())
         head = self.preamble() + helpers
         signature = f"{self.kernel_prefix}void {name}({', '.join(params)})"
         return "\n".join(head + [signature + " {"] + body + ["}", ""])
@@ -492,6 +513,7 @@ class CStyleRenderer:
         return fname
 
     def to_storage(self, expr: str, dt: DType) -> str:
+        expr = self._without_rounding(expr, dt)   # the 16-bit pattern of a rounded value: round once
         if dt == dtypes.float16:
             self.helpers_used.add("f2h")
             return f"lt_f2h({expr})"
@@ -509,6 +531,26 @@ class CStyleRenderer:
             return f"lt_bf2f({expr})"
         return expr
 
+    def round_to(self, expr: str, dt: DType) -> str:
+        """expr (a float) rounded to the 16-bit float type dt, as a float: a round trip through dt's
+        bit pattern."""
+        return self.from_storage(self.to_storage(expr, dt), dt)
+
+    def _without_rounding(self, expr: str, dt: DType) -> str:
+        """expr without an outer round_to(…, dt), if it has one (else expr unchanged)."""
+        if dt not in HALF_TYPES:
+            return expr
+        prefix = "lt_h2f(lt_f2h(" if dt == dtypes.float16 else "lt_bf2f(lt_f2bf("
+        if not (expr.startswith(prefix) and expr.endswith("))")):
+            return expr
+        inner = expr[len(prefix):-2]
+        depth = 0
+        for ch in inner:    # the prefix's parentheses must close at the very end, not before
+            depth += 1 if ch == "(" else -1 if ch == ")" else 0
+            if depth < 0:
+                return expr
+        return inner if depth == 0 else expr
+
     def render_store(self, kernel: LoopKernel, st: Store) -> str:
         dt = kernel.buffers[st.slot].dtype
         target = f"b{st.slot}[{self.ref(st.index)}]"
@@ -525,7 +567,17 @@ class CStyleRenderer:
         return f"{target} = {self.to_storage(combined, dt)};"
 
     def expr(self, n: Node) -> str:
-        """n as a C expression over its sources' references."""
+        """n as a C expression over its sources' references. A float16/bfloat16 result is computed
+        in float and rounded to its dtype after every op, as PyTorch does (not only when stored)."""
+        text = self.unrounded_expr(n)
+        if n.dtype in HALF_TYPES and n.op in ROUNDED_OPS:
+            return self.round_to(text, n.dtype)
+        if n.dtype.is_int and n.dtype.bits < 32 and n.op in WRAPPED_OPS:
+            return f"(({self.type_name(n.dtype)}){text})"   # C computes in int: wrap like an int8 op
+        return text
+
+    def unrounded_expr(self, n: Node) -> str:
+        """n as a C expression, a 16-bit float result left in float (see expr)."""
         op, dt = n.op, n.dtype
         s = [self.ref(x) for x in n.srcs]
         if op is Op.CONST:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from lazytensor.codegen.gpu import NestLaunch, TiledMatmul, plan_nest, plan_tiled_matmul
 from lazytensor.codegen.kernel import LoopKernel, LoopNest, Store
-from lazytensor.codegen.render.cstyle import C_HELPERS, CStyleRenderer
+from lazytensor.codegen.render.cstyle import C_HELPERS, CStyleRenderer, helpers_in_order
 
 from lazytensor import symbolic as sym
 from lazytensor.dtypes import DType
@@ -115,7 +115,7 @@ class GPURenderer(CStyleRenderer):
             fname = self.function_name(kernel, i, name)
             functions.append("\n".join([f"{self.kernel_prefix}void {fname}({params}) {{"]
                                        + self.local_decls + body + ["}"]))
-        helpers = [self.helper_source(h) for h in sorted(self.helpers_used)]
+        helpers = [self.helper_source(h) for h in helpers_in_order(self.helpers_used)]
         helpers += list(self.extra_helpers.values())
         text = "\n".join(helpers + functions)
         return "\n".join(self.preamble_for(text) + [text, ""])
