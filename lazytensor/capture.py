@@ -110,10 +110,11 @@ def note_update(tensor: "Tensor") -> None:
     if ACTIVE is not None:
         ACTIVE.note_update(tensor)
         return
-    if tensor.node.op is Op.BUFFER:
+    old = buffer_of(tensor)
+    if old is not None:
         global UPDATES
         UPDATES += 1
-        SUPERSEDED[tensor.node.arg] = UPDATES
+        SUPERSEDED[old] = UPDATES
 
 
 def note_random_draw() -> None:
