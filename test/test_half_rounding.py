@@ -246,3 +246,17 @@ def test_cast_scalar_like_torch(value: float, dtype: str) -> None:
     """A number becomes a 16-bit float through float32, as c10 converts it (two roundings)."""
     want = torch.tensor(value, dtype=torch.float64).to(getattr(torch, dtype)).item()
     assert dtypes.cast_scalar(value, getattr(dtypes, dtype)) == want
+
+
+@pytest.mark.parametrize("dtype", HALF_DTYPES)
+def test_layer_norm_of_16_bit_is_computed_in_float32_and_rounded_once(dtype):
+    """torch normalizes 16-bit inputs in float32 and rounds the result once: at most 1 step apart
+    (float32 sums in another order), and nearly every element identical."""
+    rng = np.random.default_rng(3)
+    (x, tx), (w, tw), (b, tb) = (_pair(rng.standard_normal(shape).astype(np.float32) * scale + shift, dtype)
+                                 for shape, scale, shift in (((64, 384), 3, 1), ((384,), 1, 0), ((384,), 1, 0)))
+    got = lt.nn.functional.layer_norm(x, 384, w, b)
+    want = torch.nn.functional.layer_norm(tx, (384,), tw, tb)
+    assert got.dtype.name == dtype
+    apart = _ulps_apart(got, want)
+    assert apart.max() <= 1 and (apart == 0).mean() > 0.999

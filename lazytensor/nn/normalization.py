@@ -176,15 +176,18 @@ def layer_norm(input: Tensor, normalized_shape: Sequence[int] | int, weight: Ten
     shape, axes = _normalized_axes(op, input, normalized_shape)
     _check_affine(op, "weight", weight, shape)
     _check_affine(op, "bias", bias, shape)
-    mean = input.mean(axes, keepdim=True)
-    centered = input - mean
+    # 16-bit floats are normalized in float32 and rounded once at the end, as PyTorch does
+    compute: DType = dtypes.float32 if input.dtype in (dtypes.float16, dtypes.bfloat16) else input.dtype
+    x = input.to(compute)
+    mean = x.mean(axes, keepdim=True)
+    centered = x - mean
     var = (centered * centered).mean(axes, keepdim=True)
     out = centered * (var + eps).rsqrt()
     if weight is not None:
-        out = out * weight
+        out = out * weight.to(compute)
     if bias is not None:
-        out = out + bias
-    return out
+        out = out + bias.to(compute)
+    return out.to(input.dtype)
 
 
 def rms_norm(input: Tensor, normalized_shape: Sequence[int] | int, weight: Tensor | None = None,
