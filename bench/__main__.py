@@ -4,6 +4,11 @@ Each thread count runs in its own child process, because OpenMP (our kernels) an
 (NumPy) read their thread counts from the environment once, at import: the child gets
 OMP_NUM_THREADS/OPENBLAS_NUM_THREADS/MKL_NUM_THREADS = N and calls torch.set_num_threads(N). The
 parent collects every child's measurements and writes one results.md.
+
+The child also gets OPENBLAS_THREAD_TIMEOUT=4 (unless set): after a call, OpenBLAS's idle worker
+threads otherwise spin for ~2^28 cycles (tens of ms), and in alternating rounds that spinning thread
+takes one of the two cores from whichever implementation runs next (measured: our 512³ matmul
+right after NumPy's took 4.0 ms instead of 1.6; NumPy's own calls are as fast either way).
 """
 from __future__ import annotations
 
@@ -18,6 +23,8 @@ from pathlib import Path
 ROW_NAMES = ["elementwise", "sum", "softmax", "matmul", "conv2d", "mlp", "tiny", "fresh", "triad", "fma", "bert",
              "gcn", "gat"]
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+QUIET_IDLE_THREADS_ENV = {"OPENBLAS_THREAD_TIMEOUT": "4"}
+"""Idle OpenBLAS workers sleep after 2^4 cycles instead of spinning (see the module docstring)."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -92,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for threads in args.thread_list:
             out_json = Path(tmp) / f"threads{threads}.json"
-            env = dict(os.environ, **{k: str(threads) for k in THREAD_ENV})
+            env = dict(QUIET_IDLE_THREADS_ENV, **os.environ, **{k: str(threads) for k in THREAD_ENV})
             cmd = [sys.executable, "-m", "bench", "--child", "--threads", str(threads),
                    "--json", str(out_json)]
             r = subprocess.run(cmd + passthrough, env=env)

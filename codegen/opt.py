@@ -12,7 +12,7 @@ from lazytensor import symbolic as sym
 from lazytensor.graph import Node, toposort
 from lazytensor.ops import Op
 
-from lazytensor.codegen.cpu_target import VectorUnit, host_vector_unit, tile_rows
+from lazytensor.codegen.cpu_target import VectorUnit, host_vector_unit, tile_row_bytes, tile_rows
 from lazytensor.codegen.kernel import Loop, LoopKernel, LoopNest, Store
 
 PARALLEL_MIN_WORK = 1 << 18
@@ -43,8 +43,9 @@ HEURISTIC = OptChoices()
 
 
 def nest_work(nest: LoopNest) -> int:
-    """Loop iterations of a nest, counting the reduce loops inside its stored values."""
-    outer = math.prod(loop.size for loop in nest.loops)
+    """Loop iterations of a nest, counting the reduce loops inside its stored values and each of
+    its stores (a register tile's lanes are work too: an upcast nest has fewer, fuller iterations)."""
+    outer = math.prod(loop.size for loop in nest.loops) * max(len(nest.stores), 1)
     inner = 1
     for st in nest.stores:
         for n in toposort([st.value]):
@@ -72,11 +73,12 @@ def parallelize_outer_loop(kernel: LoopKernel, choices: OptChoices = HEURISTIC) 
 # ---- upcast: register tiles for reduce kernels ----
 
 VECTOR_FACTORS = (16, 8, 4)
-"""Lanes tried for the contiguous output axis (16 floats fill one AVX-512 register)."""
+"""Lanes tried for the contiguous output axis without a vector unit (GPU register tiles). With one
+(the CPU), _vector_factors adds wider tiles up to tile_row_bytes (32 floats on AVX-512)."""
 ROW_FACTORS = (8, 4, 2)
 """Lanes tried for a second output axis whose values a reduce-body load does not depend on (reuse),
 when no vector unit is given (GPU register tiles) or the tile has no vector axis."""
-UPCAST_NODE_BUDGET = 6000
+UPCAST_NODE_BUDGET = 7000
 """Most scalar nodes a tiled reduce body may have: bigger tiles only slow the C compiler down."""
 
 
@@ -106,6 +108,15 @@ def _lanes(size: int, factors: tuple[int, ...], full_unroll_max: int) -> int:
     if size <= full_unroll_max:
         return size
     return next((f for f in factors if size % f == 0), 0)
+
+
+def _vector_factors(unit: VectorUnit | None, itemsize: int) -> tuple[int, ...]:
+    """Lanes tried for a tile's vector axis: the widest fills a tile row of the host (two vectors)."""
+    if unit is None:
+        return VECTOR_FACTORS
+    widest = max(tile_row_bytes(unit) // max(itemsize, 1), VECTOR_FACTORS[-1])
+    wider = tuple(f for f in (widest, widest // 2) if f > VECTOR_FACTORS[0])
+    return wider + tuple(f for f in VECTOR_FACTORS if f <= widest)
 
 
 def _accumulator_itemsize(nest: LoopNest) -> int:
@@ -138,7 +149,7 @@ def choose_upcasts(nest: LoopNest, unit: VectorUnit | None = None,
         if any(_coefficient(index, nest.loops[pos].var) == 1 for index in loads):
             size = nest.loops[pos].size
             if choices.tile_columns is None:
-                lanes = _lanes(size, VECTOR_FACTORS, 16)
+                lanes = _lanes(size, _vector_factors(unit, _accumulator_itemsize(nest)), 16)
             else:
                 lanes = choices.tile_columns if size % choices.tile_columns == 0 else 0
             if lanes > 1:
@@ -162,7 +173,7 @@ def choose_upcasts(nest: LoopNest, unit: VectorUnit | None = None,
             if choices.tile_rows is not None:
                 lanes = min(choices.tile_rows, size)
             elif unit is not None and chosen and size > 8:
-                lanes = tile_rows(chosen[0][1] * _accumulator_itemsize(nest), unit)
+                lanes = min(tile_rows(chosen[0][1] * _accumulator_itemsize(nest), unit), size)
             else:
                 lanes = _lanes(size, ROW_FACTORS, 8)
             if lanes > 1:
@@ -261,15 +272,28 @@ def _reduce_length(nest: LoopNest) -> int:
 
 
 def _block_rows(nest: LoopNest, block: int) -> LoopNest:
-    """Loops (..., r, c) → (..., r_outer, c, r_inner), r_inner of `block` (r divisible by it)."""
+    """Loops (..., r, c) → (..., r_outer, c, r_inner), r_inner of `block` (r divisible by it).
+
+    When r is the nest's outermost loop, (r_outer, c) become one loop over their pairs, r_outer
+    major: the loop the threads share then has blocks × columns iterations instead of a few
+    blocks (matmul 512 on AVX-512: 5 blocks of 96 rows left one of 2 threads idle a sixth of the
+    time; 80 pairs split evenly), and each thread still sweeps the columns of a block in order."""
     row, col = nest.loops[-2], nest.loops[-1]
     name, size = row.var.arg
-    outer = sym.loop_var(name + "o", size // block)
+    blocks = size // block
     inner = sym.loop_var(name + "i", block)
+    if len(nest.loops) == 2:
+        col_name, columns = col.var.arg
+        pair = sym.loop_var(name + col_name, blocks * columns)
+        outer, col_value = sym.idiv(pair, columns), sym.mod(pair, columns)
+        loops: tuple[Loop, ...] = (Loop(pair, row.parallel), Loop(inner))
+    else:
+        outer, col_value = sym.loop_var(name + "o", blocks), col.var
+        loops = nest.loops[:-2] + (Loop(outer, row.parallel), col, Loop(inner))
     value = sym.add(sym.mul(outer, sym.const(block)), inner)
-    stores = tuple(Store(st.slot, *sym.substitute([st.index, st.value], {row.var: value}),
+    subs = {row.var: value, col.var: col_value}
+    stores = tuple(Store(st.slot, *sym.substitute([st.index, st.value], subs),
                          st.reduce_op, st.replace_op) for st in nest.stores)
-    loops = nest.loops[:-2] + (Loop(outer, row.parallel), col, Loop(inner))
     return LoopNest(loops, stores, nest.serial_reason)
 
 

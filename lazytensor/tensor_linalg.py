@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from lazytensor import capture, dtypes
 from lazytensor.autograd import GradMode
+from lazytensor.codegen.cpu_target import tile_row_bytes
 from lazytensor.ops import MOVEMENT, Op
 
 if TYPE_CHECKING:
@@ -92,8 +93,20 @@ class LinalgMixin:
 PACK_MIN_ROWS = 16
 """Below this many rows of the left operand, packing the right one does not pay."""
 PANEL_BYTES = 64
-"""Width of one packed panel of the right operand: 16 float32 or 8 float64 columns, the column
-count of the register tile the codegen's upcast pass builds (one cache line per reduce step)."""
+"""Narrowest packed panel of the right operand: one cache line (16 float32 or 8 float64 columns)."""
+
+
+def packed_panel_width(dtype: dtypes.DType, columns: int, device: str) -> int:
+    """Columns per packed panel for a right operand (of a matmul, or a conv's weight) with `columns`
+    output columns: on the CPU, one row of the register tile the codegen's upcast pass builds
+    (cpu_target.tile_row_bytes: 32 float32 on AVX-512, 16 on AVX2), else, or where that does not
+    divide `columns`, one cache line; 0 where neither divides `columns`. Consecutive reduce steps then
+    read consecutive `width`-column rows of one panel."""
+    itemsize = max(dtype.itemsize, 1)
+    widths = [PANEL_BYTES // itemsize]
+    if device == "CPU":
+        widths.insert(0, tile_row_bytes() // itemsize)
+    return next((w for w in widths if columns % w == 0), 0)
 
 
 def _skip_detach(node: "Node") -> "Node":
@@ -117,9 +130,11 @@ def _is_transposed_view(t: "Tensor") -> bool:
 def _panel_width(y: "Tensor", m: int) -> int:
     """Columns per packed panel for the right operand y (..., k, n), or 0 to leave y as it is."""
     k, n = y.shape[-2], y.shape[-1]
-    width = PANEL_BYTES // max(y.dtype.itemsize, 1)
-    if not y.dtype.is_float or m < PACK_MIN_ROWS or k < 2 or n <= width or n % width:
+    width = packed_panel_width(y.dtype, n, y.device)
+    if not y.dtype.is_float or m < PACK_MIN_ROWS or k < 2 or not width or n < width:
         return 0
+    if n == width and not _is_transposed_view(y):
+        return 0   # one panel: row-major y is already in panel order
     if not _is_stored(y):
         return 0   # a computed operand would be computed inside the packing copy, in panel order
     return width

@@ -17,6 +17,7 @@ import pytest
 import lazytensor as lt
 from lazytensor.codegen.lower import lower_kernel
 from lazytensor.ops import Op
+from lazytensor.tensor_linalg import packed_panel_width
 
 torch = pytest.importorskip("torch")
 TF = torch.nn.functional
@@ -52,7 +53,8 @@ def test_matmul_epilogue_runs_over_the_tile_axes_and_matches_torch(epilogue, gra
         (kernel,) = _reduce_kernels(out)
         loops = [loop.size for loop in lower_kernel(kernel.ast).nests[0].loops]
         got = out.numpy()
-    assert loops == [2, 40, 96 // 16, 16]      # the packed panels' (n/16, 16), not one loop of 96
+    width = packed_panel_width(lt.float32, 96, "CPU")
+    assert loops == [2, 40, 96 // width, width]   # the packed panels' (n/w, w), not one loop of 96
     want = torch_fn(torch.from_numpy(x) @ torch.from_numpy(w), torch.from_numpy(b)).numpy()
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 

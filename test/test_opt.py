@@ -114,9 +114,40 @@ def test_upcast_choice_for_matmul_tiles_both_axes():
     assert len(optimized.nests[0].stores) == 16 * rows
 
 
-@pytest.mark.parametrize("unit,rows", [(VectorUnit(32, 16), 6), (VectorUnit(64, 32), 8), (VectorUnit(16, 16), 3)])
+@pytest.mark.parametrize("unit,rows", [(VectorUnit(32, 16), 6), (VectorUnit(64, 32), 12), (VectorUnit(16, 16), 3)])
 def test_tile_rows_fit_the_register_file(unit, rows):
     assert tile_rows(64, unit) == rows            # a 16-float row is 2 AVX2 registers, 1 AVX-512, 4 SSE
+
+
+@pytest.mark.parametrize("unit,row_bytes,rows", [(VectorUnit(32, 16), 64, 6), (VectorUnit(64, 32), 128, 12),
+                                                 (VectorUnit(16, 32), 64, 7)])
+def test_tile_row_is_two_vectors_and_at_least_a_cache_line(unit, row_bytes, rows):
+    from lazytensor.codegen.cpu_target import tile_row_bytes
+    assert tile_row_bytes(unit) == row_bytes
+    assert tile_rows(row_bytes, unit) == rows     # AVX-512: 12 rows of 2 registers (24 accumulators)
+
+
+def test_packed_panel_width_prefers_a_tile_row_on_the_cpu():
+    from lazytensor.codegen.cpu_target import tile_row_bytes
+    from lazytensor.tensor_linalg import packed_panel_width
+    wide = tile_row_bytes() // 4
+    assert packed_panel_width(lt.float32, 4 * wide, "CPU") == wide
+    assert packed_panel_width(lt.float32, 48, "CL") == 16         # off the CPU: one cache line
+    assert packed_panel_width(lt.float32, 16 * 3, "CPU") == (48 if wide == 48 else 16)
+    assert packed_panel_width(lt.float32, 10, "CPU") == 0
+    assert packed_panel_width(lt.float64, 8, "CL") == 8
+
+
+@pytest.mark.parametrize("m", [96 * 5 + 8, 12 * 9, 200])
+def test_blocked_matmul_shares_block_column_pairs_between_threads(m):
+    a, b = lt.randn(m, 300).realize(), lt.randn(300, 64).realize()
+    item = (a @ b).schedule()[-1]
+    kernel = optimize(lower_kernel(item.ast))
+    blocked = [note for note in kernel.notes if note.startswith("block")]
+    if blocked:
+        first = kernel.nests[0]
+        assert len(first.loops) == 2 and first.loops[0].parallel   # (block, column) pairs, then rows
+    np.testing.assert_allclose((a @ b).numpy(), a.numpy() @ b.numpy(), rtol=1e-4, atol=1e-3)
 
 
 @pytest.mark.parametrize("size,lanes", [(10, 6), (64, 6), (7, 3), (130, 8)])

@@ -37,6 +37,7 @@ from lazytensor.nn import init
 from lazytensor.nn.module import Module, Parameter
 from lazytensor.ops import Op
 from lazytensor.tensor import Tensor
+from lazytensor.tensor_linalg import packed_panel_width
 
 FUNCTIONS: list[str] = ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
                         "conv_transpose3d"]
@@ -161,17 +162,16 @@ def _check_kernel_fits(op: str, padded: tuple[int, ...], kernel: Sequence[int],
                            f"input")
 
 
-PANEL_BYTES = 64
-"""Bytes of output channels per packed weight panel: 16 float32 or 8 float64 channels, the vector
-axis of the register tile the codegen builds (as for the matmul's packed right operand)."""
 CHANNELS_LAST_MIN_CIN = 8
 """Fewest input channels per group for the channels-last layout. Below it the reduce is too short
 to pay for the two transposing copies, and the direct layout is faster (measured: N=8 3→32 3x3
 64x64 runs ~1.6x faster direct; 8→32 and 16→32 run 1.4–1.6x faster channels-last)."""
 
 
-def _panel(dtype: dtypes.DType) -> int:
-    return PANEL_BYTES // max(dtype.itemsize, 1)
+def _panel(x: Tensor, c_out_group: int) -> int:
+    """Output channels per packed weight panel, the vector axis of the register tile the codegen
+    builds (as for the matmul's packed right operand); 0 when no panel width divides c_out_group."""
+    return packed_panel_width(x.dtype, c_out_group, x.device)
 
 
 _direct_only = False
@@ -196,8 +196,8 @@ def _conv_layout(x: Tensor, weight: Tensor, groups: int) -> str:
     if _direct_only:
         return "direct"
     c_out_group, c_in_group = weight.shape[0] // groups, weight.shape[1]
-    panel = _panel(x.dtype)
-    if c_out_group % panel or c_in_group < CHANNELS_LAST_MIN_CIN:
+    panel = _panel(x, c_out_group)
+    if not panel or c_in_group < CHANNELS_LAST_MIN_CIN:
         return "direct"
     return "channels_last"
 
@@ -212,7 +212,7 @@ def _conv_channels_last(x: Tensor, weight: Tensor, strides: Sequence[int], dilat
     batch = x.shape[0]
     c_out, c_in_group = weight.shape[0], weight.shape[1]
     kernel = tuple(weight.shape[2:])
-    panel = _panel(x.dtype)
+    panel = _panel(x, c_out // groups)
     panels = c_out // groups // panel
     # (N, C, *in) → (N, *in, G, C/G), stored: every element is read prod(kernel) times
     x = x.permute([0] + list(range(2, 2 + n)) + [1]).contiguous()
