@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from lazytensor.runtime import cpu_linker
+from lazytensor.runtime.cpu_threads import ThreadGovernor, adaptive_threads_enabled
 from lazytensor.runtime.cache import cache_key, cached_artifact
 from lazytensor.runtime.device import DeviceUnavailable
 
@@ -91,14 +92,20 @@ def _host_address(array: np.ndarray) -> int:
 class CPUProgram:
     """A loaded kernel function; call it with Buffers (slot order) and the error buffer."""
 
-    def __init__(self, fn: ctypes._CFuncPtr, lib: ctypes.CDLL, n_args: int) -> None:
-        self.fn, self.lib = fn, lib
+    def __init__(self, fn: ctypes._CFuncPtr, lib: ctypes.CDLL, n_args: int,
+                 governor: ThreadGovernor | None = None) -> None:
+        self.fn, self.lib, self.governor = fn, lib, governor
         fn.argtypes = [ctypes.c_void_p] * n_args
         fn.restype = None
 
     def __call__(self, *handles: "CPUMemory | np.ndarray", **_: object) -> float:
         args = [h.address if h.__class__ is CPUMemory else _host_address(h) for h in handles]
         start = time.perf_counter()
+        governor = self.governor
+        if governor is not None:   # fewer OpenMP threads while other processes hold cores (cpu_threads.py)
+            if start >= governor.next_check:
+                governor.update(start)
+            governor.apply()
         self.fn(*args)
         return time.perf_counter() - start
 
@@ -117,6 +124,8 @@ class CPURuntime:
         self.kept_bytes = 0
         self.small_bytes = 0   # the part of kept_bytes in blocks under pool_min_block
         self.pool_min_block, self.pool_bytes = POOL_MIN_BLOCK, POOL_BYTES
+        self.governor: ThreadGovernor | None = None
+        self._governor_wanted = adaptive_threads_enabled()
 
     @property
     def flags(self) -> list[str]:
@@ -219,9 +228,23 @@ class CPURuntime:
 
         path, cached = cached_artifact("cpu", key, ".so", build)
         lib = ctypes.CDLL(str(path))
-        prog = CPUProgram(getattr(lib, function_name), lib, n_args)
+        if self.governor is None and self._governor_wanted and "-fopenmp" in flags:
+            self.governor = _thread_governor(lib)
+        prog = CPUProgram(getattr(lib, function_name), lib, n_args, self.governor)
         self.programs[(source, function_name)] = prog
         return prog, cached
+
+
+def _thread_governor(lib: ctypes.CDLL) -> ThreadGovernor | None:
+    """A ThreadGovernor driving the OpenMP runtime this kernel library links (found through it, so
+    that it is the runtime the kernels use), or None when the library does not link one."""
+    try:
+        set_threads, max_threads = lib.omp_set_num_threads, lib.omp_get_max_threads
+    except AttributeError:
+        return None
+    set_threads.argtypes, set_threads.restype = [ctypes.c_int], None
+    max_threads.argtypes, max_threads.restype = [], ctypes.c_int
+    return ThreadGovernor(max_threads(), set_threads)
 
 
 def _numbered(source: str) -> str:
