@@ -463,7 +463,7 @@ def row_fresh_process(cfg: Config) -> list[Measurement]:
     impls = [Impl(name, lambda code=FRESH_PROCESS_CODE[name]: launch(code)) for name in names]
     rounds = max(3, cfg.rounds // 3)     # each round is a few process starts
     return measure_case("fresh process", "import + 64x64 matmul", impls, rounds=rounds, warmup=1,
-                        notes={OURS: "warm compile cache"})
+                        notes={OURS: "warm compile cache"}, settle=False)   # processes share no threads
 
 
 # ---- machine rows: our own kernels ---------------------------------------------------------------------

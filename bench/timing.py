@@ -2,7 +2,8 @@
 
 Every case runs its implementations side by side: each is warmed up, then for every round each
 implementation is timed once, in turn, so that a slow patch of a busy machine hits all of them
-alike. Medians, minima and maxima come from those per-round times.
+alike; each timed call follows one untimed call of the same implementation (see run_alternating).
+Medians, minima and maxima come from those per-round times.
 """
 from __future__ import annotations
 
@@ -92,9 +93,14 @@ def as_array(x: Any) -> np.ndarray | None:
     return np.asarray(x)
 
 
-def run_alternating(impls: list[Impl], rounds: int, warmup: int) -> tuple[dict[str, list[float]],
-                                                                          dict[str, Any], dict[str, str]]:
+def run_alternating(impls: list[Impl], rounds: int, warmup: int, settle: bool = True
+                    ) -> tuple[dict[str, list[float]], dict[str, Any], dict[str, str]]:
     """Warm up every impl, then time one call of each impl per round, in turn.
+
+    With `settle`, each timed call comes right after one untimed call of the same impl: the previous
+    impl's idle threads (OpenMP's and OpenBLAS's spin a while before they sleep) then slow that
+    untimed call, not the timed one. Measured on 2 cores: our conv right after torch's took 1.5x
+    its time; torch's right after ours the same.
 
     → (times per impl, last result per impl, failure note per impl that raised)."""
     failed: dict[str, str] = {}
@@ -111,6 +117,8 @@ def run_alternating(impls: list[Impl], rounds: int, warmup: int) -> tuple[dict[s
     times: dict[str, list[float]] = {impl.name: [] for impl in live}
     for _ in range(rounds):
         for impl in live:
+            if settle:
+                impl.fn()
             with Timer() as t:
                 last[impl.name] = impl.fn()
             times[impl.name].append(impl.seconds() if impl.seconds is not None else t.seconds)
@@ -131,12 +139,12 @@ def compare(ours: np.ndarray | None, ref: np.ndarray | None, rtol: float, atol: 
 
 def measure_case(row: str, case: str, impls: list[Impl], *, rounds: int, warmup: int, unit: str = "ms",
                  work: float | None = None, work_unit: str = "", rtol: float = 1e-4, atol: float = 1e-5,
-                 notes: dict[str, str] | None = None) -> list[Measurement]:
+                 notes: dict[str, str] | None = None, settle: bool = True) -> list[Measurement]:
     """Run `impls` in alternating rounds and check each result against the reference.
 
     The reference is NumPy's result when NumPy ran, else the first peer's; our own row is checked
     against it, and every peer too (a peer that disagrees shows up as well)."""
-    times, last, failed = run_alternating(impls, rounds, warmup)
+    times, last, failed = run_alternating(impls, rounds, warmup, settle)
     out: list[Measurement] = []
     for impl in impls:
         m = Measurement(row, case, impl.name, times.get(impl.name, []), unit, work, work_unit)
