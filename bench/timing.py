@@ -7,6 +7,7 @@ Medians, minima and maxima come from those per-round times.
 """
 from __future__ import annotations
 
+import gc
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -103,6 +104,12 @@ def run_alternating(impls: list[Impl], rounds: int, warmup: int, settle: bool = 
     its time; torch's right after ours the same.
 
     → (times per impl, last result per impl, failure note per impl that raised)."""
+    # Objects made before the rounds (imports, models, inputs) go to the permanent generation, so a
+    # full garbage collection during a timed call walks only what the calls themselves made. Otherwise
+    # it walks torch's ~170k objects as well (~95 ms here), a cost every impl in the process pays
+    # whenever it happens to allocate enough, ours more often since a lazy graph is many objects.
+    gc.collect()
+    gc.freeze()
     failed: dict[str, str] = {}
     last: dict[str, Any] = {}
     live = []
