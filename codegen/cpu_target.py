@@ -45,8 +45,19 @@ def _cpu_flags() -> set[str]:
 
 
 MAX_TILE_ROWS = 12
-"""More rows per tile only add compile time: 12 rows already reuse each column load 12 times
-(measured on AVX-512 with 32-float rows: 12 rows ~117 GFLOP/s per core, 8 rows ~112, 6 rows ~114)."""
+"""Most rows per register tile: more only add compile time (measured on AVX-512 with 32-float rows,
+one core, 480³: 12 rows ~117 GFLOP/s, 8 rows ~112, 6 rows ~114)."""
+L1_SET_SPAN_BYTES = 4096
+"""Addresses this far apart fall into the same set of the L1 data cache (64 sets of 64-byte lines)."""
+L1_WAYS = 8
+"""Lines one L1 set holds. A tile's rows each stream a row of the (unpacked) left operand; when those
+rows lie a multiple of L1_SET_SPAN_BYTES apart they all compete for one set, so a tile keeps at most
+L1_WAYS of them (2048³ on 2 threads: 88 ms with 8 rows, 123 ms with 12)."""
+
+
+def rows_share_l1_sets(row_stride_bytes: int) -> bool:
+    """Rows of an operand this far apart map to the same L1 set (power-of-two strides of 4 KiB+)."""
+    return row_stride_bytes != 0 and row_stride_bytes % L1_SET_SPAN_BYTES == 0
 CACHE_LINE_BYTES = 64
 
 

@@ -54,9 +54,10 @@ def read_busy_seconds(cores: list[int]) -> float | None:
 
 
 def own_cpu_seconds() -> float:
-    """CPU seconds this process (all its threads, OpenMP's included) has used."""
+    """CPU seconds this process (all its threads, OpenMP's included) and its finished child processes
+    (the C compiler building kernels) have used: neither is another process's load."""
     t = os.times()
-    return t.user + t.system
+    return t.user + t.system + t.children_user + t.children_system
 
 
 class ThreadGovernor:

@@ -349,3 +349,17 @@ def test_a_wide_scatter_runs_its_feature_chunks_in_parallel():
     scatter = kernel.nests[-1]
     assert scatter.disjoint_outer and scatter.loops[0].parallel
     assert scatter.loops[0].size == 4 and scatter.loops[-1].size == 16    # 4 chunks of 16 features
+
+
+@pytest.mark.parametrize("k,aliased", [(1024, True), (2048, True), (384, False), (1000, False)])
+def test_tile_rows_stay_within_the_l1_ways_when_left_rows_alias(k, aliased):
+    """Left-operand rows k floats apart share an L1 set when 4k bytes is a multiple of 4 KiB: the tile
+    then keeps at most L1_WAYS rows, else it fills the registers."""
+    from lazytensor.codegen.cpu_target import L1_WAYS, tile_row_bytes
+    a, b = lt.randn(64, k).realize(), lt.randn(k, 64).realize()
+    kernel = lower_kernel((a @ b).schedule()[-1].ast)
+    unit = host_vector_unit()
+    upcasts = dict(choose_upcasts(kernel.nests[0], unit))
+    rows = [lanes for pos, lanes in upcasts.items() if pos == 0]
+    full = tile_rows(tile_row_bytes(unit), unit)
+    assert rows == [min(full, L1_WAYS) if aliased else full]
