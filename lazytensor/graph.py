@@ -26,7 +26,7 @@ def _arg_key(arg: Any) -> Any:
         return arg
     if arg.__class__ is tuple:
         for a in arg:
-            if a.__class__ is not int and _arg_key(a) is not a:
+            if a.__class__ is not int and a.__class__ is not Op and _arg_key(a) is not a:
                 return tuple(_arg_key(a) for a in arg)
         return arg
     if isinstance(arg, float):
@@ -59,7 +59,8 @@ class Node:
 
     Never construct directly; use `Node.make` (or the helpers below) so equal nodes are shared.
     """
-    __slots__ = ("op", "dtype", "srcs", "arg", "shape", "__weakref__", "_bounds", "arg_key", "grad_memo")
+    __slots__ = ("op", "dtype", "srcs", "arg", "shape", "__weakref__", "_bounds", "arg_key", "grad_memo",
+                 "realized")
 
     op: Op
     dtype: DType
@@ -68,11 +69,12 @@ class Node:
     shape: Shape
     arg_key: Any   # _arg_key(arg), kept for the schedule cache's structure key
     grad_memo: int   # autograd.needs_grad's memo: 2·generation + answer (-1: never asked)
+    realized: Any    # the buffer holding this node's computed value, or None (see schedule.REALIZED)
 
     @staticmethod
     def make(op: Op, dtype: DType, srcs: tuple["Node", ...] = (), arg: Any = None,
              shape: Shape = ()) -> "Node":
-        arg_key = _arg_key(arg)
+        arg_key = arg if arg is None else _arg_key(arg)   # (most nodes have no arg: no call for them)
         key = (op, dtype, srcs, arg_key, shape)
         ref = _nodes.get(key)
         if ref is not None:
@@ -81,7 +83,7 @@ class Node:
                 return found
         node = object.__new__(Node)
         node.op, node.dtype, node.srcs, node.arg, node.shape = op, dtype, srcs, arg, shape
-        node._bounds, node.arg_key, node.grad_memo = None, arg_key, -1
+        node._bounds, node.arg_key, node.grad_memo, node.realized = None, arg_key, -1, None
         ref = _NodeRef(node, _forget)
         ref.key = key
         _nodes[key] = ref
@@ -179,10 +181,18 @@ def where(cond: Node, a: Node, b: Node) -> Node:
 def reduce(x: Node, op: Op, axes: tuple[int, ...]) -> Node:
     """Reduce over axes with op (ADD, MUL or MAX); reduced axes keep size 1."""
     in_shape = x.shape
-    axes = tuple(sorted({a for a in axes if in_shape[a] != 1}))
-    if not axes:
+    reduced: list[int] = []   # the axes asked for that are not already of size 1, in order
+    kept: list[int] = []      # the output shape
+    for i, s in enumerate(in_shape):
+        if s != 1 and i in axes:
+            reduced.append(i)
+            kept.append(1)
+        else:
+            kept.append(s)
+    if not reduced:
         return x
-    shape = tuple([1 if i in axes else s for i, s in enumerate(in_shape)])
+    axes = tuple(reduced)
+    shape = tuple(kept)
     if 0 in in_shape:   # an empty reduce is its identity (a loop over a size-0 dim has no index math)
         identity = {Op.ADD: 0, Op.MUL: 1}.get(op, dtypes.min_value(x.dtype))
         return const(identity, x.dtype, shape)

@@ -15,7 +15,7 @@ from lazytensor import capture, config, kernel_record
 from lazytensor import graph as g
 from lazytensor.graph import Node
 from lazytensor.ops import Op
-from lazytensor.schedule import REALIZED, create_schedule
+from lazytensor.schedule import create_schedule
 from lazytensor.schedule_cache import PLANS, Plan, PlannedStep, plan_from_schedule, structure_key
 from lazytensor.runtime.device import Buffer, get_runtime
 
@@ -140,9 +140,11 @@ def run_plan(plan: Plan, inputs: list[Buffer]) -> list[Buffer]:
     start_all = time.perf_counter()
     released = plan.released_after
     for k, step in enumerate(plan.steps):
-        for j in released[k - 1] if k else ():
-            made[j] = None   # type: ignore[call-overload]  (its last reader has run: free for reuse)
-        out = Buffer(step.device, step.nbytes).allocate()
+        if k:
+            for j in released[k - 1]:
+                made[j] = None   # type: ignore[call-overload]  (its last reader has run: free for reuse)
+        nbytes = step.nbytes
+        out = Buffer(step.device, nbytes, get_runtime(step.device).alloc(nbytes))
         made.append(out)
         operands = [sources[kind][j] for kind, j in step.inputs]
         if capture.ACTIVE is not None:
@@ -163,14 +165,18 @@ def run_plan(plan: Plan, inputs: list[Buffer]) -> list[Buffer]:
 def launch_kernel(ck: CompiledKernel, step: PlannedStep, out: Buffer, operands: list[Buffer]) -> float:
     """Run one compiled kernel writing `out` from `operands`; raises the kernel's own error (index out
     of range, integer division by zero). Returns the kernel's run time in seconds."""
-    err = getattr(_errors, "slots", None)
-    if err is None:
-        err = _errors.slots = np.zeros(4, dtype=np.int64)
-    handles = [out.handle] + [b.handle if b.handle is not None else b.allocate().handle for b in operands]
+    slots = getattr(_errors, "slots", None)
+    if slots is None:
+        array = np.zeros(4, dtype=np.int64)
+        slots = _errors.slots = (array, memoryview(array))   # (the view reads a slot as a plain int)
+    err, err_view = slots
+    handles = [out.handle]
+    for b in operands:
+        handles.append(b.handle if b.handle is not None else b.allocate().handle)
     handles.append(err)
     seconds = ck.program(*handles)
     ck.launches += 1
-    if err[0] != 0:
+    if err_view[0] != 0:
         found = err.copy()
         err[:] = 0   # kernels only write it on an error: clean for the next launch
         _raise_kernel_error(found, step, ck)
@@ -234,6 +240,6 @@ def realize(roots: list[Node], device: str) -> list[Node]:
             out.append(r)
             continue
         if r.op is not Op.CONST:   # a constant stays a constant in later graphs (cheaper than a load)
-            REALIZED[r] = buf
+            r.realized = buf       # (REALIZED[r] = buf, without a call)
         out.append(g.buffer(buf, r.dtype, r.shape))
     return out

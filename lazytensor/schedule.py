@@ -13,7 +13,6 @@ The fusion policy lives here and only here:
 """
 from __future__ import annotations
 
-import weakref
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,9 +24,33 @@ from lazytensor.rewrite import ALGEBRA_RULES, rewrite
 from lazytensor.row_fusion import (NO_DEPS, Deps, RegionScan, classify_reduce, output_deps, pad_gate_deps,
                                    source_deps)
 
-# Buffers of nodes that were realized: a later graph that still contains such a node reads the
-# buffer instead of recomputing it. Weak on both sides of the node's life.
-REALIZED: "weakref.WeakKeyDictionary[Node, Any]" = weakref.WeakKeyDictionary()
+
+
+class RealizedBuffers:
+    """Buffers of nodes that were realized: a later graph that still contains such a node reads the
+    buffer instead of recomputing it. A mapping node -> buffer that lives as long as the node, like a
+    WeakKeyDictionary, but kept in the node's `realized` slot: every realize writes it and every
+    structure key reads it, and a weak reference per access costs more than a small kernel runs."""
+
+    def get(self, node: Node, default: Any = None) -> Any:
+        buf = node.realized
+        return default if buf is None else buf
+
+    def __contains__(self, node: Node) -> bool:
+        return node.realized is not None
+
+    def __getitem__(self, node: Node) -> Any:
+        buf = node.realized
+        if buf is None:
+            raise KeyError(node)
+        return buf
+
+    def __setitem__(self, node: Node, buf: Any) -> None:
+        assert buf is not None
+        node.realized = buf
+
+
+REALIZED = RealizedBuffers()
 
 REASON_OUTPUT = "output of realize()"
 REASON_CONTIGUOUS = "user asked for contiguous()"

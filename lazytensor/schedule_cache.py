@@ -9,7 +9,6 @@ the same key.
 from __future__ import annotations
 
 import functools
-import weakref
 
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -83,11 +82,8 @@ def structure_key(roots: list[Node]) -> tuple[tuple, list[Any]]:
 
     Nodes realized earlier count as buffers (their data is reused, not recomputed). This runs on every
     realize, so it is one iterative walk (sources before users, like `g.toposort`) with no helper calls
-    per node: for a small op it is a good part of the whole overhead."""
-    # REALIZED is a WeakKeyDictionary: its .get makes a weak reference per call through two Python
-    # frames; asking its underlying dict directly saves both, and an empty one is not asked at all
-    realized = REALIZED.data.get if len(REALIZED.data) else None
-    weak = weakref.ref
+    per node: for a small op it is a good part of the whole overhead. A node stays on the stack until
+    its sources are numbered (looking at them again is cheaper than a (node, expanded) pair per visit)."""
     buffer_op = Op.BUFFER
     position: dict[Node, int] = {}     # node (hashed by identity) -> its entry number; walked once
     buffers: list[Any] = []
@@ -95,37 +91,36 @@ def structure_key(roots: list[Node]) -> tuple[tuple, list[Any]]:
     for root in roots:
         if root in position:
             continue
-        stack: list[tuple[Node, bool]] = [(root, False)]
+        stack: list[Node] = [root]
         while stack:
-            node, expanded = stack.pop()
-            if expanded:
-                srcs = node.srcs
-                if len(srcs) == 1:
-                    numbered: tuple = (position[srcs[0]],)
-                elif len(srcs) == 2:
-                    numbered = (position[srcs[0]], position[srcs[1]])
-                else:
-                    numbered = tuple([position[s] for s in srcs])
-                position[node] = len(entries)
-                entries.append((node.op, node.dtype, node.shape, node.arg_key, numbered))
+            node = stack[-1]
+            if node in position:   # reached again through another user before its first visit ended
+                stack.pop()
                 continue
-            if node in position:
-                continue
-            if node.op is buffer_op:
-                leaf = node.arg
-            elif realized is not None:
-                leaf = realized(weak(node))
-            else:
-                leaf = None
+            leaf = node.arg if node.op is buffer_op else node.realized
             if leaf is not None:
+                stack.pop()
                 position[node] = len(entries)
                 entries.append(("input", len(buffers), node.dtype, node.shape))
                 buffers.append(leaf)
                 continue
-            stack.append((node, True))
-            for s in reversed(node.srcs):
+            srcs = node.srcs
+            waiting = False
+            for s in reversed(srcs):
                 if s not in position:
-                    stack.append((s, False))
+                    stack.append(s)
+                    waiting = True
+            if waiting:
+                continue
+            stack.pop()
+            if len(srcs) == 1:
+                numbered: tuple = (position[srcs[0]],)
+            elif len(srcs) == 2:
+                numbered = (position[srcs[0]], position[srcs[1]])
+            else:
+                numbered = tuple([position[s] for s in srcs])
+            position[node] = len(entries)
+            entries.append((node.op, node.dtype, node.shape, node.arg_key, numbered))
     key = (tuple(entries), tuple([position[r] for r in roots]))
     return key, buffers
 

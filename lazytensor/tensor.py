@@ -21,6 +21,7 @@ from lazytensor.ops import Op
 from lazytensor.autograd import LEAVES, GradMode, gradients, needs_grad, register_leaf, unregister_leaf
 from lazytensor.autograd import mark_for_step
 from lazytensor.schedule import REALIZED
+from lazytensor.realize import realize as realize_nodes
 from lazytensor.runtime.device import Buffer, canonical_device
 from lazytensor.tensor_elementwise import ElementwiseMixin
 from lazytensor.tensor_indexing import IndexingMixin
@@ -147,7 +148,9 @@ class Tensor(ElementwiseMixin, ReduceMixin, MovementMixin, IndexingMixin, Linalg
         """A tensor for `node` on this tensor's device (detached when recorded under no_grad)."""
         if not GradMode.enabled:
             node = g.detach(node)
-        return Tensor._from_node(node, self.device)
+        t = object.__new__(Tensor)   # (Tensor._from_node(node, self.device), one call less per op)
+        t.node, t.device, t.grad, t._version, t._is_leaf_grad = node, self.device, None, 0, False
+        return t
 
     # ---- properties ----
     @property
@@ -261,10 +264,10 @@ class Tensor(ElementwiseMixin, ReduceMixin, MovementMixin, IndexingMixin, Linalg
     # ---- realization and conversion ----
     def realize(self) -> "Tensor":
         """Compute this tensor now (schedule → compile, cached → run); returns self."""
-        if self.node.op is not Op.BUFFER and self.node not in REALIZED:
-            from lazytensor.realize import realize
-            (node,) = realize([self.node], self.device)
-            self._set_realized(node)
+        node = self.node
+        if node.op is not Op.BUFFER and node.realized is None:   # (node not in REALIZED, without a call)
+            (out,) = realize_nodes([node], self.device)
+            self._set_realized(out)
         return self
 
     def _set_realized(self, node: Node) -> None:
@@ -283,9 +286,10 @@ class Tensor(ElementwiseMixin, ReduceMixin, MovementMixin, IndexingMixin, Linalg
     def _buffer(self) -> Buffer:
         """The device buffer holding this (realized) tensor's elements."""
         self.realize()
-        if self.node.op is Op.BUFFER:
-            return self.node.arg
-        return REALIZED[self.node]
+        node = self.node
+        if node.op is Op.BUFFER:
+            return node.arg
+        return REALIZED[node]
 
     def schedule(self) -> list:
         """The kernels realize() would run, each with its fused ops and boundary reason."""
@@ -315,10 +319,14 @@ class Tensor(ElementwiseMixin, ReduceMixin, MovementMixin, IndexingMixin, Linalg
         return self.numpy().tolist()
 
     def item(self) -> Scalar:
-        if self.numel() != 1:
+        node = self.node
+        if node.numel != 1:
             raise RuntimeError(f"item(): a tensor with {self.numel()} elements cannot be converted to a "
                                "Python scalar; only one-element tensors can")
-        return self.numpy().item()   # (a one-element array of any shape gives its only element)
+        if capture.ACTIVE is not None or node.dtype is dtypes.bfloat16:
+            return self.numpy().item()   # (a one-element array of any shape gives its only element)
+        # the common case without numpy()'s reshape: a one-element array of any shape gives its element
+        return self._buffer().copyout().view(node.dtype.np).item()
 
     def __float__(self) -> float:
         return float(self.item())

@@ -60,12 +60,13 @@ class ElementwiseMixin:
     # ---- arithmetic ----
     def add(self: "Tensor", other: Any, alpha: Any = 1) -> "Tensor":
         a, b = self._broadcast_pair(other, "add")
-        if alpha != 1 and a.dtype in (dtypes.float16, dtypes.bfloat16):
+        if alpha == 1:
+            return a._new(g.binary(Op.ADD, a.node, b.node))
+        if a.dtype in (dtypes.float16, dtypes.bfloat16):
             # one op in PyTorch: a + alpha·b in float32 (alpha first rounded to a's dtype), rounded once
             alpha = dtypes.cast_scalar(alpha, a.dtype)
             return a.cast(dtypes.float32).add(b.cast(dtypes.float32), alpha=alpha).cast(a.dtype)
-        if alpha != 1:
-            b = (b * alpha).cast(a.dtype)   # alpha does not take part in type promotion
+        b = (b * alpha).cast(a.dtype)   # alpha does not take part in type promotion
         return a._new(g.binary(Op.ADD, a.node, b.node))
 
     def sub(self: "Tensor", other: Any, alpha: Any = 1) -> "Tensor":

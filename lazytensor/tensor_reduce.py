@@ -60,6 +60,12 @@ class ReduceMixin:
 
     def sum(self: "Tensor", dim: Dims = None, keepdim: bool = False, dtype: Any = None,
             axis: Dims = None) -> "Tensor":
+        node = self.node
+        if dim is None and axis is None and dtype is None and not keepdim and node.numel != 0 and \
+                (node.dtype is dtypes.float32 or node.dtype is dtypes.float64):
+            # the common case, what the general path below records without its checks and dtype
+            # look-ups (small ops are dominated by overhead): a sum of everything, in the input's dtype
+            return self._new(g.reshape(g.reduce(node, Op.ADD, tuple(range(len(node.shape)))), ()))
         dim = axis if dim is None else dim
         x = self._accumulate_as(dtype)
         acc = dtypes.acc_dtype(x.dtype)
