@@ -159,23 +159,33 @@ class PlanCache:
         self.plans: OrderedDict[tuple, Plan] = OrderedDict()
         self.hits = 0
         self.misses = 0
+        self._last: tuple[tuple, Plan] | None = None   # the most recently used (key, plan)
 
     def get(self, key: tuple) -> Plan | None:
+        last = self._last
+        if last is not None and last[0] == key:
+            # a loop asks for the same structure again and again: one comparison instead of hashing the
+            # key twice (lookup, move_to_end); the most recent entry needs no move
+            self.hits += 1
+            return last[1]
         plan = self.plans.get(key)
         if plan is None:
             self.misses += 1
             return None
         self.hits += 1
         self.plans.move_to_end(key)
+        self._last = (key, plan)
         return plan
 
     def put(self, key: tuple, plan: Plan) -> None:
         self.plans[key] = plan
+        self._last = (key, plan)
         if len(self.plans) > self.size:
             self.plans.popitem(last=False)
 
     def clear(self) -> None:
         self.plans.clear()
+        self._last = None
 
 
 PLANS = PlanCache()

@@ -99,7 +99,9 @@ class CPUProgram:
         fn.restype = None
 
     def __call__(self, *handles: "CPUMemory | np.ndarray", **_: object) -> float:
-        args = [h.address if h.__class__ is CPUMemory else _host_address(h) for h in handles]
+        args = []   # (a loop, not a comprehension: a launch of a tiny kernel is mostly this overhead)
+        for h in handles:
+            args.append(h.address if h.__class__ is CPUMemory else _host_address(h))
         start = time.perf_counter()
         governor = self.governor
         if governor is not None:   # fewer OpenMP threads while other processes hold cores (cpu_threads.py)

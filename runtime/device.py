@@ -55,8 +55,10 @@ class Buffer:
 
     def copyout(self) -> np.ndarray:
         """The bytes as a fresh host uint8 array."""
-        self.allocate()
-        return get_runtime(self.device).copyout(self.handle, self.nbytes)
+        runtime = get_runtime(self.device)
+        if self.handle is None:
+            self.handle = runtime.alloc(self.nbytes)
+        return runtime.copyout(self.handle, self.nbytes)
 
     def __del__(self) -> None:
         # hand the memory back to its runtime, which may keep it for the next allocation of this size
