@@ -158,6 +158,10 @@ def test_unary_float_matches_torch(name, dtype):
         a[np.isneginf(a)] = -1   # torch's float16 kernel alone says (-inf) ** 0.5 = inf, not nan
     x, tx = lt_and_torch(a, dtype)
     want = theirs(tx)
+    if name == "gelu" and tx.dtype in (torch.float32, torch.bfloat16):
+        # torch's vectorized float32/bfloat16 GELU gives nan at ±inf on AVX-512 (its scalar path and
+        # float64 give the limits, inf and 0): compare those elements with the float64 result
+        want = torch.where(torch.isinf(tx), theirs(tx.double()).to(tx.dtype), want)
     check(ours(x), want)
 
 
