@@ -235,24 +235,60 @@ def _reduces_to_cut(kernel_root: Node, materialized: dict[Node, str]) -> list[tu
 def _cut_to_fixed_point(out: dict[Node, str]) -> dict[Node, str]:
     """The fuse_rows policy: walk every kernel's region (_reduces_to_cut_rows), cut what must be
     cut, and cut a reduce computed inline in two kernels (or at two different indices in one);
-    repeat until nothing changes (every round adds a kernel, so this ends)."""
+    repeat until nothing changes (every round adds a kernel, so this ends).
+
+    When a round would store an elementwise operand (REASON_EXPENSIVE, REASON_EPILOGUE) that contains
+    another one it would store, it stores only the outer one and scans again: inside a stored value,
+    the inner cut may not be needed any more. (BERT: a layer norm's output is stored for the next
+    matmul; the next layer norm, reading it as its residual, had also cut the first one's rsqrt and
+    mean out into kernels of their own: 2 extra kernels per norm.)"""
     while True:
         added = False
         placements: dict[Node, set] = {}
+        cuts: list[tuple[Node, str]] = []
         for kernel_root in list(out):
             scan = _reduces_to_cut_rows(kernel_root, out)
-            for node, reason in scan.cut:
-                if node not in out:
-                    out[node] = reason
-                    added = True
+            cuts += [(node, reason) for node, reason in scan.cut if node not in out]
             for node, deps_seen in scan.inline_reduces.items():
                 placements.setdefault(node, set()).update((id(kernel_root), d) for d in deps_seen)
+        nested = _operands_inside_other_operands(cuts, out)
+        if nested:
+            for node, reason in cuts:
+                if node not in nested:
+                    out.setdefault(node, reason)
+            continue
+        for node, reason in cuts:
+            if node not in out:
+                out[node] = reason
+                added = True
         for node, where in placements.items():
             if len(where) > 1 and node not in out:
                 out[node] = REASON_SHARED
                 added = True
         if not added:
             return out
+
+
+def _operands_inside_other_operands(cuts: list[tuple[Node, str]], materialized: dict[Node, str]) -> set[Node]:
+    """The cut nodes found, through elementwise and movement ops, inside an elementwise operand that
+    the same round stores (REASON_EXPENSIVE or REASON_EPILOGUE)."""
+    operands = [node for node, reason in cuts if reason in (REASON_EXPENSIVE, REASON_EPILOGUE)]
+    if len(cuts) < 2 or not operands:
+        return set()
+    candidates = {node for node, _ in cuts}
+    inside: set[Node] = set()
+    for operand in operands:
+        stack, seen = list(operand.srcs), set()
+        while stack:
+            n = stack.pop()
+            if id(n) in seen or n in materialized:
+                continue
+            seen.add(id(n))
+            if n in candidates and n is not operand:
+                inside.add(n)
+            if n.op in ELEMENTWISE or n.op in MOVEMENT:
+                stack += n.srcs
+    return inside
 
 
 def _reduces_to_cut_rows(kernel_root: Node, materialized: dict[Node, str]) -> RegionScan:
