@@ -156,7 +156,9 @@ def run_plan(plan: Plan, inputs: list[Buffer]) -> list[Buffer]:
             continue
         if step.numel == 0:   # nothing to compute (and index math over a size-0 dim is undefined)
             continue
-        ck = compile_kernel(step.ast, step.device)
+        ck = _compiled.get((step.device, step.ast, config.NOOPT, config.BEAM))   # (compile_kernel's memo)
+        if ck is None:
+            ck = compile_kernel(step.ast, step.device)
         launch_kernel(ck, step, out, operands)
     if config.DEBUG >= 1 and plan.steps:
         n_kernels = sum(1 for st in plan.steps if st.kind == "kernel")

@@ -327,7 +327,10 @@ class Tensor(ElementwiseMixin, ReduceMixin, MovementMixin, IndexingMixin, Linalg
         if capture.ACTIVE is not None or node.dtype is dtypes.bfloat16:
             return self.numpy().item()   # (a one-element array of any shape gives its only element)
         # the common case without numpy()'s reshape: a one-element array of any shape gives its element
-        return self._buffer().copyout().view(node.dtype.np).item()
+        self.realize()
+        node = self.node
+        buf = node.arg if node.op is _BUFFER else node.realized   # (self._buffer(), one call less)
+        return buf.copyout().view(node.dtype.np).item()
 
     def __float__(self) -> float:
         return float(self.item())
