@@ -60,6 +60,25 @@ def test_bert_like_block_kernel_count():
     np.testing.assert_allclose(out.numpy().sum(-1), 1.0, rtol=1e-5)
 
 
+def test_norm_read_by_a_matmul_and_by_the_next_norm_stays_one_kernel():
+    """A layer norm whose output feeds a matmul (stored for it) and, as a residual, the next norm:
+    its mean and rsqrt stay inside its own kernel instead of getting kernels of their own."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    xs, ws = rng.standard_normal((2, 24, 64)).astype(np.float32), rng.standard_normal((64, 64)).astype(np.float32)
+    x, w = lt.tensor(xs), lt.tensor(ws)
+    F = lt.nn.functional
+    with lt.no_grad():
+        y = F.layer_norm(x, (64,))
+        z = F.layer_norm(F.linear(y, w) + y, (64,))
+        items = kernel_items([z])
+    per_row = [it for it in items if tuple(it.output.shape) == (2, 24, 1)]   # a mean or an rsqrt alone
+    assert per_row == [], [it.reason for it in per_row]
+    ty = torch.nn.functional.layer_norm(torch.from_numpy(xs), (64,))
+    want = torch.nn.functional.layer_norm(torch.nn.functional.linear(ty, torch.from_numpy(ws)) + ty, (64,))
+    np.testing.assert_allclose(z.numpy(), want.numpy(), rtol=1e-4, atol=1e-4)
+
+
 def _softmax_kernel(rows: int, cols: int):
     x = realized(rows, cols)
     (item,) = kernel_items([x.softmax(-1)])
