@@ -60,10 +60,12 @@ class Buffer:
             self.handle = runtime.alloc(self.nbytes)
         return runtime.copyout(self.handle, self.nbytes)
 
-    def __del__(self) -> None:
+    def __del__(self, _is_finalizing: Any = sys.is_finalizing) -> None:
         # hand the memory back to its runtime, which may keep it for the next allocation of this size
+        # (sys.is_finalizing is bound as a default: a buffer held by a graph node can die while the
+        # interpreter clears this module's globals at exit, when `sys` here is already None)
         handle, self.handle = self.handle, None
-        if handle is None or sys.is_finalizing():
+        if handle is None or _is_finalizing():
             return
         runtime = _runtimes.get(self.device)
         free = getattr(runtime, "free", None)

@@ -80,8 +80,8 @@ def test_structure_key_tells_constants_apart():
     assert k_pos != k_neg and k_axes0 != k_axes1
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float16", "int32", "bool"])
-@pytest.mark.parametrize("shape", [(), (1,), (2, 2), (7, 3)])
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "int32", "bool"])
+@pytest.mark.parametrize("shape", [(), (1,), (2, 2), (7, 3), (0, 3)])
 def test_same_shape_binary_and_sum_match_torch(dtype, shape):
     rng = np.random.default_rng(1)
     x = np.asarray(rng.standard_normal(shape) * 3).astype(dtype)
@@ -94,6 +94,7 @@ def test_same_shape_binary_and_sum_match_torch(dtype, shape):
     got, want = (a + b).sum(), (ta + tb).sum()
     assert got.dtype.name == str(want.dtype).removeprefix("torch.")
     np.testing.assert_allclose(got.numpy().astype(np.float64), want.numpy().astype(np.float64), rtol=1e-2)
+    assert (a + b).sum().item() == pytest.approx(want.item(), rel=1e-2)
 
 
 def test_same_shape_fast_path_keeps_autograd_and_no_grad():
