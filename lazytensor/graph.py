@@ -208,7 +208,7 @@ def reduce(x: Node, op: Op, axes: tuple[int, ...]) -> Node:
 
 def reshape(x: Node, shape: Shape) -> Node:
     shape = tuple(shape)
-    assert math.prod(shape) == x.numel, f"reshape {x.shape} -> {shape}"
+    assert math.prod(shape) == math.prod(x.shape), f"reshape {x.shape} -> {shape}"
     if shape == x.shape:
         return x
     if x.op is _CONST:

@@ -281,7 +281,7 @@ class Tensor(ElementwiseMixin, ReduceMixin, MovementMixin, IndexingMixin, Linalg
             self.node = node
             unregister_leaf(old)
             register_leaf(node, self)
-        elif not needs_grad(old):
+        elif not LEAVES.data or not needs_grad(old):   # (no leaf registered anywhere: nothing to ask)
             self.node = node
 
     def _buffer(self) -> Buffer:
@@ -321,7 +321,7 @@ class Tensor(ElementwiseMixin, ReduceMixin, MovementMixin, IndexingMixin, Linalg
 
     def item(self) -> Scalar:
         node = self.node
-        if node.numel != 1:
+        if node.shape and math.prod(node.shape) != 1:   # (a 0-d tensor, the usual case, has one element)
             raise RuntimeError(f"item(): a tensor with {self.numel()} elements cannot be converted to a "
                                "Python scalar; only one-element tensors can")
         if capture.ACTIVE is not None or node.dtype is dtypes.bfloat16:

@@ -62,7 +62,7 @@ class ReduceMixin:
     def sum(self: "Tensor", dim: Dims = None, keepdim: bool = False, dtype: Any = None,
             axis: Dims = None) -> "Tensor":
         node = self.node
-        if dim is None and axis is None and dtype is None and not keepdim and node.numel != 0 and \
+        if dim is None and axis is None and dtype is None and not keepdim and 0 not in node.shape and \
                 (node.dtype is dtypes.float32 or node.dtype is dtypes.float64):
             # the common case, what the general path below records without its checks and dtype
             # look-ups (small ops are dominated by overhead): a sum of everything, in the input's dtype
