@@ -27,7 +27,7 @@ class OptChoices:
 
     tile_rows:    rows of a register tile (None: fill the vector registers, see tile_rows;
                   1: no row axis). tile_columns: lanes of its vector axis (None: the widest of
-                  VECTOR_FACTORS dividing the loop; 1: no vector axis).
+                  _vector_factors dividing the loop; 1: no vector axis).
     block_rows:   row tiles per cache block (0: no blocking).
     split_lanes:  partial accumulators for lone contiguous reduces.
     unroll_max:   longest inner reduce range unrolled whole (0: none).

@@ -27,8 +27,8 @@ from lazytensor.codegen.opt import HEURISTIC, OptChoices, optimize
 from lazytensor.runtime.cache import cache_dir, cache_key
 
 KNOB_VALUES: dict[str, tuple] = {
-    "tile_rows": (None, 1, 2, 4, 6, 8),
-    "tile_columns": (None, 1, 4, 8, 16),
+    "tile_rows": (None, 1, 2, 4, 6, 8, 12),
+    "tile_columns": (None, 1, 4, 8, 16, 32),
     "block_rows": (0, 4, 8, 16),
     "split_lanes": (True, False),
     "unroll_max": (0, 4),
