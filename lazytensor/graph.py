@@ -186,7 +186,8 @@ def where(cond: Node, a: Node, b: Node) -> Node:
 
 
 def reduce(x: Node, op: Op, axes: tuple[int, ...]) -> Node:
-    """Reduce over axes with op (ADD, MUL or MAX); reduced axes keep size 1."""
+    """Reduce over axes (non-negative, any order, repeats allowed) with op (ADD, MUL or MAX); reduced
+    axes keep size 1."""
     in_shape = x.shape
     reduced: list[int] = []   # the axes asked for that are not already of size 1, in order
     kept: list[int] = []      # the output shape
