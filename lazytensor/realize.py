@@ -103,9 +103,14 @@ def optimize_for_device(loop_kernel: LoopKernel, device: str) -> LoopKernel:
     return optimize_cpu(loop_kernel)
 
 
+def _compiled_key(ast: Node, device: str) -> tuple:
+    """compile_kernel's memo key: the same AST on the same device under the same optimization settings."""
+    return (device, ast, config.NOOPT, config.BEAM)
+
+
 def compile_kernel(ast: Node, device: str) -> CompiledKernel:
-    """Kernel AST → LoopKernel → optimized → source → program. Memoized on (device, ast, NOOPT)."""
-    key = (device, ast, config.NOOPT, config.BEAM)
+    """Kernel AST → LoopKernel → optimized → source → program. Memoized on _compiled_key."""
+    key = _compiled_key(ast, device)
     found = _compiled.get(key)
     if found is not None:
         return found
@@ -156,7 +161,7 @@ def run_plan(plan: Plan, inputs: list[Buffer]) -> list[Buffer]:
             continue
         if step.numel == 0:   # nothing to compute (and index math over a size-0 dim is undefined)
             continue
-        ck = _compiled.get((step.device, step.ast, config.NOOPT, config.BEAM))   # (compile_kernel's memo)
+        ck = _compiled.get(_compiled_key(step.ast, step.device))   # (compile_kernel's memo, one call less)
         if ck is None:
             ck = compile_kernel(step.ast, step.device)
         launch_kernel(ck, step, out, operands)

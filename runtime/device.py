@@ -55,10 +55,8 @@ class Buffer:
 
     def copyout(self) -> np.ndarray:
         """The bytes as a fresh host uint8 array."""
-        runtime = get_runtime(self.device)
-        if self.handle is None:
-            self.handle = runtime.alloc(self.nbytes)
-        return runtime.copyout(self.handle, self.nbytes)
+        self.allocate()
+        return get_runtime(self.device).copyout(self.handle, self.nbytes)
 
     def __del__(self, _is_finalizing: Any = sys.is_finalizing) -> None:
         # hand the memory back to its runtime, which may keep it for the next allocation of this size
