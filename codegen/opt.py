@@ -15,6 +15,8 @@ from lazytensor.ops import Op
 from lazytensor.codegen.cpu_target import (L1_WAYS, VectorUnit, host_vector_unit, rows_share_l1_sets,
                                            tile_row_bytes, tile_rows)
 from lazytensor.codegen.kernel import Loop, LoopKernel, LoopNest, Store
+from lazytensor.codegen.peel import peel_gated_borders
+from lazytensor.codegen.vectorize import vectorize_tiles
 
 PARALLEL_MIN_WORK = 1 << 18
 """Below this many inner-loop iterations a nest runs on one thread: forking costs more."""
@@ -31,13 +33,15 @@ class OptChoices:
     block_rows:   row tiles per cache block (0: no blocking).
     split_lanes:  partial accumulators for lone contiguous reduces.
     unroll_max:   longest inner reduce range unrolled whole (0: none).
-    parallel:     split the outer loop across threads when the nest is big enough."""
+    parallel:     split the outer loop across threads when the nest is big enough.
+    vectorize:    regroup a tile's lanes into explicit vectors (codegen/vectorize.py)."""
     tile_rows: int | None = None
     tile_columns: int | None = None
     block_rows: int = 8
     split_lanes: bool = True
     unroll_max: int = 4
     parallel: bool = True
+    vectorize: bool = True
 
 
 HEURISTIC = OptChoices()
@@ -138,6 +142,27 @@ def _row_loads_alias(nest: LoopNest, row_var: Node) -> bool:
     return False
 
 
+def _second_vector_axis(nest: LoopNest, vector: tuple[int, int], vector_loads: list[Node],
+                        loads: list[Node], unit: VectorUnit) -> list[tuple[int, int]]:
+    """[(loop position, lanes)] of a second axis for a tile row narrower than tile_row_bytes: an
+    output loop that every vector load moves along while some other load (the broadcast operand)
+    does not. A direct NCHW conv over 16-wide images: 2 output rows of 16 pixels per tile row, so
+    each broadcast weight feeds two vector FMAs (as a 32-column matmul tile row does); else []."""
+    pos, lanes = vector
+    widest = tile_row_bytes(unit) // _accumulator_itemsize(nest)
+    if lanes >= widest or widest % lanes:
+        return []
+    extra = widest // lanes
+    for other in range(len(nest.loops) - 1, -1, -1):
+        var = nest.loops[other].var
+        if other == pos or nest.loops[other].size % extra:
+            continue
+        moves_vectors = vector_loads and all(_depends_on(i, var) for i in vector_loads)
+        if moves_vectors and not all(_depends_on(i, var) for i in loads):
+            return [(other, extra)]
+    return []
+
+
 def choose_upcasts(nest: LoopNest, unit: VectorUnit | None = None,
                    choices: OptChoices = HEURISTIC) -> list[tuple[int, int]]:
     """(loop position, lanes) to unroll into a register tile, for a nest whose value reduces.
@@ -169,6 +194,8 @@ def choose_upcasts(nest: LoopNest, unit: VectorUnit | None = None,
                 break
     # the loads the vector lanes read: a row axis is worth most when it reuses exactly these
     vector_loads = [i for i in loads if chosen and _coefficient(i, nest.loops[chosen[0][0]].var) == 1]
+    if unit is not None and chosen and choices.tile_columns is None:
+        chosen += _second_vector_axis(nest, chosen[0], vector_loads, loads, unit)
     row_axes_wanted = 1 if chosen else 2
     rows: list[tuple[int, int]] = []
     for pos in positions:
@@ -185,7 +212,8 @@ def choose_upcasts(nest: LoopNest, unit: VectorUnit | None = None,
             if choices.tile_rows is not None:
                 lanes = min(choices.tile_rows, size)
             elif unit is not None and chosen and size > 8:
-                lanes = min(tile_rows(chosen[0][1] * _accumulator_itemsize(nest), unit), size)
+                columns = math.prod(f for _, f in chosen)    # the vector axis, times a second one
+                lanes = min(tile_rows(columns * _accumulator_itemsize(nest), unit), size)
                 if _row_loads_alias(nest, var):
                     lanes = min(lanes, L1_WAYS)
             else:
@@ -439,8 +467,8 @@ def unroll_short_reduce_ranges(kernel: LoopKernel, choices: OptChoices = HEURIST
     return replace(kernel, unrolled_ranges=frozenset(marked), notes=kernel.notes + (f"unroll {names}",))
 
 
-PASSES = [upcast_reduce_tiles, split_reduce_lanes, block_row_loop, unroll_short_reduce_ranges,
-          parallelize_outer_loop]
+PASSES = [peel_gated_borders, upcast_reduce_tiles, split_reduce_lanes, block_row_loop, unroll_short_reduce_ranges,
+          parallelize_outer_loop, vectorize_tiles]
 
 
 def optimize(kernel: LoopKernel, choices: OptChoices = HEURISTIC) -> LoopKernel:

@@ -344,4 +344,25 @@ def _rebuild_scalar(n: Node, srcs: tuple[Node, ...]) -> Node:
         return idiv(srcs[0], int(srcs[1].arg)) if n.op is Op.IDIV else mod(srcs[0], srcs[1])
     if n.op is Op.CMPLT and srcs[0].dtype == INDEX and srcs[1].dtype == INDEX:
         return lt(*srcs)
+    decided = _decided_by_constant_condition(n, srcs)
+    if decided is not None:
+        return decided
     return Node.make(n.op, n.dtype, srcs, n.arg, n.shape)
+
+
+def _is_const_bool(n: Node) -> bool:
+    return n.op is Op.CONST and n.dtype.is_bool
+
+
+def _decided_by_constant_condition(n: Node, srcs: tuple[Node, ...]) -> Node | None:
+    """n over srcs simplified where a (bool) condition among srcs became a constant (a padding
+    gate decided inside a peeled loop piece, see codegen/peel.py); None when nothing folds."""
+    if n.op is Op.AND and n.dtype.is_bool and any(_is_const_bool(s) for s in srcs):
+        return logical_and(*srcs)
+    if n.op is Op.LOAD and len(srcs) == 2 and _is_const_bool(srcs[1]):
+        if srcs[1].arg:
+            return Node.make(Op.LOAD, n.dtype, srcs[:1], n.arg, n.shape)
+        return const(0, n.dtype)
+    if n.op is Op.WHERE and _is_const_bool(srcs[0]):
+        return srcs[1] if srcs[0].arg else srcs[2]
+    return None

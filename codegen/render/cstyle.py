@@ -84,7 +84,7 @@ def helpers_in_order(used: set[str]) -> list[str]:
 
 def _is_loaded_operand(n: Node) -> bool:
     """A (possibly cast or padding-gated) buffer load or constant: a dot product's factor."""
-    while n.op in (Op.CAST, Op.WHERE):
+    while n.op in (Op.CAST, Op.WHERE, Op.EXPAND):   # EXPAND: a vector lane broadcast (codegen/vectorize.py)
         n = n.srcs[1] if n.op is Op.WHERE else n.srcs[0]
     return n.op in (Op.LOAD, Op.CONST)
 
@@ -334,6 +334,13 @@ class CStyleRenderer:
         for n in nodes:
             needed = [position[r] for r in self.deps[n] if r in position]
             depth[n] = max(needed, default=min(1, innermost)) if self.scope[n] is None else innermost
+        # a reduce group is one loop, emitted at one depth: the deepest its members need (a member
+        # whose body folded to a constant needs none); what uses a member is computed no higher
+        for n in nodes:
+            if n in self.group_of and self.scope[n] is None:
+                depth[n] = max(depth[m] for m in self.group_of[n])
+            elif self.scope[n] is None and n.srcs:
+                depth[n] = max([depth[n]] + [depth[s] for s in n.srcs if self.scope[s] is None])
         hoists = any(n.op is Op.REDUCE_LOOP and self.scope[n] is None and depth[n] < innermost for n in nodes)
         if not hoists:
             return {n: innermost for n in nodes}
@@ -352,12 +359,12 @@ class CStyleRenderer:
                 if n is self.group_of[n][0]:
                     lines += self.render_reduce_group(self.group_of[n], indent)
                 continue
-            if n in self.fused_products:
+            if n in self.fused_products or self.always_inline(n):
                 continue
             if self.uses[n] > 1 or n in self.cross_scope or (n.op is Op.LOAD and self.uses[n] > 0):
                 name = f"t{self.counter}"
                 self.counter += 1
-                lines.append(f"{indent}{self.type_name(n.dtype)} {name} = {self.expr(n)};")
+                lines.append(f"{indent}{self.value_type(n)} {name} = {self.expr(n)};")
                 self.names[n] = name
         return lines
 
@@ -371,7 +378,7 @@ class CStyleRenderer:
         for n in group:
             acc = f"acc{self.counter}"
             self.counter += 1
-            t, identity = self.type_name(n.dtype), self.identity(n.arg[0], n.dtype)
+            t, identity = self.value_type(n), self.accumulator_init(n)
             if lane is None:
                 lines.append(f"{indent}{t} {acc} = {identity};")
                 self.names[n] = acc
@@ -398,7 +405,7 @@ class CStyleRenderer:
             product = self._fma_product(n)
             if product is not None:
                 x, y = (self.ref(s) for s in product.srcs)
-                lines.append(f"{inner}{self.names[n]} = {self.fma_fn(n.dtype)}({x}, {y}, {self.names[n]});")
+                lines.append(f"{inner}{self.names[n]} = {self.fma_fn_for(n)}({x}, {y}, {self.names[n]});")
             else:
                 lines.append(inner + self.accumulate(n.arg[0], n.dtype, self.names[n], self.ref(n.srcs[0])))
         for i in range(len(ranges)):
@@ -444,6 +451,10 @@ class CStyleRenderer:
             return None
         return body
 
+    def fma_fn_for(self, n: Node) -> str:
+        """The fused multiply-add function for reduce n's accumulator (vector dialects override)."""
+        return self.fma_fn(n.dtype)
+
     def fma_fn(self, dt: DType) -> str:
         """The fused multiply-add function for dt (C99 names; dialects override)."""
         return "fmaf" if dt == dtypes.float32 else "fma"
@@ -455,6 +466,18 @@ class CStyleRenderer:
         if op is Op.MUL:
             return f"{acc} *= {body};" if not dt.is_bool else f"{acc} &= {body};"
         return f"{acc} = {self.max_fn(dt)}({acc}, {body});"
+
+    def always_inline(self, n: Node) -> bool:
+        """n is written out at each use, never named (the C dialect: vector broadcasts)."""
+        return False
+
+    def value_type(self, n: Node) -> str:
+        """The C type node n's value is computed in (the C dialect adds vector types)."""
+        return self.type_name(n.dtype)
+
+    def accumulator_init(self, n: Node) -> str:
+        """The initial value of reduce n's accumulator: its op's identity."""
+        return self.identity(n.arg[0], n.dtype)
 
     def identity(self, op: Op, dt: DType) -> str:
         if op is Op.ADD:
@@ -599,8 +622,8 @@ class CStyleRenderer:
             return f"(({self.type_name(dt)}){s[0]})"
         if op is Op.BITCAST:
             return f"{self.bitcast_fn(n.srcs[0].dtype, dt)}({s[0]})"
-        if op is Op.NEG:
-            return s[0] if dt.is_bool else f"(-{s[0]})"
+        if op is Op.NEG:   # (-(-1ll)), not (--1ll): a negated literal (a peeled border's index)
+            return s[0] if dt.is_bool else f"(-({s[0]}))" if s[0].startswith("-") else f"(-{s[0]})"
         if op in (Op.EXP2, Op.LOG2, Op.SIN, Op.SQRT, Op.TRUNC):
             return f"{self.math_fn(op.name.lower(), dt)}({s[0]})"
         if op is Op.RECIPROCAL:

@@ -1,0 +1,168 @@
+"""Explicit vector lanes: the stores of a register tile, regrouped into vector stores.
+
+After `opt.upcast_reduce_tiles` a tiled nest holds one scalar store per lane of its tile, and the
+C compiler's SLP vectorizer has to find the vectors again. It often does (a matmul tile), but not
+always: on a 3x3 convolution GCC 12 kept most FMAs scalar, split 32-lane rows into zmm + ymm +
+xmm + scalar pieces, and shuffled lanes with vpermd. This pass does that regrouping itself:
+
+- stores to b[base + c], b[base + c + 1], … b[base + c + W - 1] (W lanes of the host's vector
+  register) become one store of a vector value (a Node with shape (W,));
+- their values are matched node by node across the lanes ("packed"): the same node in every
+  lane is a broadcast (EXPAND to (W,)); loads of consecutive elements are one vector load; the
+  same op over packed operands is that op on vectors; REDUCE_LOOPs over the same ranges become
+  one vector accumulator.
+
+Where lanes do not match (another op, a gathered load, a 16-bit float) the stores stay scalar,
+as before. The C renderer writes vector nodes with GCC's vector extensions (render/c.py). The
+arithmetic per lane is the same as the scalar code's, so results are bit-identical.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from lazytensor import dtypes
+from lazytensor import symbolic as sym
+from lazytensor.graph import Node
+from lazytensor.ops import Op
+
+from lazytensor.codegen.cpu_target import VectorUnit, host_vector_unit
+from lazytensor.codegen.kernel import LoopKernel, LoopNest, Store, reduce_loops
+
+VECTOR_DTYPES = (dtypes.float32, dtypes.float64)
+"""Element types packed into vectors (16-bit floats are rounded per op through integer helpers)."""
+ELEMENTWISE_OPS = frozenset({Op.ADD, Op.MUL, Op.FDIV, Op.NEG, Op.RECIPROCAL})
+"""Ops whose C operators apply lane by lane to GCC vectors with the scalar code's rounding."""
+
+
+def vector_lanes(dt: dtypes.DType, unit: VectorUnit | None = None) -> int:
+    """Lanes of dt in one vector register of the host (float32 on AVX-512: 16)."""
+    unit = unit or host_vector_unit()
+    return unit.width_bytes // dt.itemsize
+
+
+def broadcast(node: Node, lanes: int) -> Node:
+    """The vector with node's value in every lane."""
+    return Node.make(Op.EXPAND, node.dtype, (node,), (lanes,), (lanes,))
+
+
+class _Packer:
+    """Matches tuples of scalar nodes (one per lane) to vector nodes, memoized."""
+
+    def __init__(self, lanes: int, lane_ranges: frozenset[Node]):
+        self.lanes = lanes
+        self.lane_ranges = lane_ranges
+        self.memo: dict[tuple[Node, ...], Node | None] = {}
+
+    def pack(self, nodes: tuple[Node, ...]) -> Node | None:
+        """The vector node whose lane i is nodes[i], or None when the lanes do not match."""
+        if nodes not in self.memo:
+            self.memo[nodes] = self._pack(nodes)
+        return self.memo[nodes]
+
+    def _pack(self, nodes: tuple[Node, ...]) -> Node | None:
+        first = nodes[0]
+        if all(n is first for n in nodes):
+            return broadcast(first, self.lanes)
+        if first.dtype not in VECTOR_DTYPES:
+            return None
+        if any(n.op is not first.op or n.dtype is not first.dtype or n.arg != first.arg
+               or len(n.srcs) != len(first.srcs) for n in nodes):
+            return None
+        if first.op is Op.LOAD:
+            if len(first.srcs) != 1 or not _consecutive([n.srcs[0] for n in nodes]):
+                return None
+            return Node.make(Op.LOAD, first.dtype, (first.srcs[0],), first.arg, (self.lanes,))
+        if first.op is Op.REDUCE_LOOP:
+            reduce_op, ranges = first.arg
+            if reduce_op is not Op.ADD or any(r in self.lane_ranges for r in ranges):
+                return None
+        elif first.op not in ELEMENTWISE_OPS:
+            return None
+        srcs = []
+        for position in range(len(first.srcs)):
+            packed = self.pack(tuple(n.srcs[position] for n in nodes))
+            if packed is None:
+                return None
+            srcs.append(packed)
+        return Node.make(first.op, first.dtype, tuple(srcs), first.arg, (self.lanes,))
+
+
+def _consecutive(indices: list[Node]) -> bool:
+    """indices[i] == indices[0] + i for every lane i (same linear terms, constants one apart)."""
+    terms0, const0 = sym._linear(indices[0])
+    for i, index in enumerate(indices[1:], start=1):
+        terms, const = sym._linear(index)
+        if const != const0 + i or terms != terms0:
+            return False
+    return True
+
+
+def _runs(stores: tuple[Store, ...], lanes: int) -> tuple[list[list[Store]], list[Store]]:
+    """Stores grouped into runs of `lanes` consecutive elements of one buffer (lane order), and
+    the stores left over."""
+    by_base: dict[tuple, list[tuple[int, Store]]] = {}
+    for st in stores:
+        terms, const = sym._linear(st.index)
+        key = (st.slot, tuple(sorted(terms.items(), key=lambda item: id(item[0]))))
+        by_base.setdefault(key, []).append((const, st))
+    runs: list[list[Store]] = []
+    rest: list[Store] = []
+    for members in by_base.values():
+        members.sort(key=lambda item: item[0])
+        i = 0
+        while i < len(members):
+            window = members[i:i + lanes]
+            if len(window) == lanes and all(c == window[0][0] + k for k, (c, _) in enumerate(window)):
+                runs.append([st for _, st in window])
+                i += lanes
+            else:
+                rest.append(members[i][1])
+                i += 1
+    return runs, rest
+
+
+def vectorize_nest(nest: LoopNest, lane_ranges: frozenset[Node], unit: VectorUnit | None = None
+                   ) -> tuple[LoopNest, int]:
+    """The nest with every run of consecutive plain stores whose values pack replaced by one vector
+    store; also how many vector stores it made (0: the nest is returned unchanged)."""
+    if nest.body_stores or len(nest.stores) < 2:
+        return nest, 0
+    plain = [st for st in nest.stores if st.reduce_op is None and not st.replace_op
+             and st.value.dtype in VECTOR_DTYPES and not st.value.shape]
+    if len(plain) < len(nest.stores):
+        return nest, 0
+    lanes = vector_lanes(plain[0].value.dtype, unit)
+    if lanes < 2 or any(st.value.dtype is not plain[0].value.dtype for st in plain):
+        return nest, 0
+    runs, rest = _runs(nest.stores, lanes)
+    packer = _Packer(lanes, lane_ranges)
+    stores: list[Store] = []
+    for run in runs:
+        value = packer.pack(tuple(st.value for st in run))
+        if value is None or value.op is Op.EXPAND:
+            rest += run
+        else:
+            stores.append(Store(run[0].slot, run[0].index, value))
+    if not stores:
+        return nest, 0
+    return replace(nest, stores=tuple(stores + rest)), len(stores)
+
+
+def vectorize_tiles(kernel: LoopKernel, choices=None) -> LoopKernel:
+    """Regroup the lanes of each register tile into explicit vectors (see the module docstring)."""
+    if choices is not None and not choices.vectorize:
+        return kernel
+    nests = []
+    notes = list(kernel.notes)
+    rolled: set[Node] = set()
+    for nest in kernel.nests:
+        nest, count = vectorize_nest(nest, kernel.lane_ranges)
+        if count:
+            lanes = nest.stores[0].value.shape[0]
+            notes.append(f"vectorize {count} stores of {lanes} lanes")
+            rolled |= {r for st in nest.stores if st.value.shape for n in reduce_loops(st.value) for r in n.arg[1]}
+        nests.append(nest)
+    # GCC's unroll pragma around vector code unrolls the lanes of the fma helper too (cunrolli runs
+    # before the vectorizer), and SLP rebuilds them badly: a 3x3 conv ran 3-5x slower unrolled
+    unrolled = kernel.unrolled_ranges - rolled
+    return replace(kernel, nests=tuple(nests), notes=tuple(notes), unrolled_ranges=frozenset(unrolled))

@@ -1,0 +1,130 @@
+"""codegen/vectorize.py: register tiles regrouped into explicit vectors give the scalar tiles' bits.
+
+Each case schedules a real computation, optimizes its reduce kernel with and without the pass and
+runs both variants on the same inputs (beam's timer: compile, run, read the output back).
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+import lazytensor as lt
+import lazytensor.nn.functional as F
+from lazytensor.beam import _render, _Timer
+from lazytensor.codegen.cpu_target import host_vector_unit
+from lazytensor.codegen.lower import lower_kernel
+from lazytensor.codegen.opt import HEURISTIC, optimize
+from lazytensor.codegen.vectorize import vector_lanes
+from lazytensor.nn import conv as conv_module
+
+SCALAR = replace(HEURISTIC, vectorize=False)
+
+
+def _reduce_kernel(out: lt.Tensor):
+    """The last scheduled kernel of out (the reduce), lowered, unoptimized."""
+    *_, item = out.schedule()
+    return lower_kernel(item.ast)
+
+
+def _both_variants(out: lt.Tensor) -> tuple[np.ndarray, np.ndarray, str]:
+    """(vectorized output, scalar output, vectorized source) of out's reduce kernel."""
+    kernel = _reduce_kernel(out)
+    timer = _Timer(kernel)
+    vectorized = optimize(kernel, HEURISTIC)
+    _, fast = timer.run(vectorized)
+    _, slow = timer.run(optimize(kernel, SCALAR))
+    assert fast is not None and slow is not None
+    return fast, slow, _render(vectorized)
+
+
+MATMULS = [(1, 1, 16), (7, 5, 32), (12, 8, 16), (127, 33, 48), (64, 64, 64), (8, 1023, 16), (130, 300, 32),
+           (50, 17, 64), (1023, 260, 48)]
+
+
+@pytest.mark.parametrize("m,k,n", MATMULS)
+@pytest.mark.parametrize("layout", ["plain", "a_transposed", "strided"])
+def test_vectorized_matmul_tiles_are_bit_identical(m, k, n, layout):
+    rng = np.random.default_rng(m + k + n)
+    a = lt.tensor(rng.standard_normal((m, 2 * k) if layout == "strided" else (m, k)).astype(np.float32))
+    b = lt.tensor(rng.standard_normal((k, n)).astype(np.float32))
+    if layout == "a_transposed":
+        a = lt.tensor(np.ascontiguousarray(a.numpy().T)).T
+    if layout == "strided":
+        a = a[:, ::2]
+    fast, slow, _ = _both_variants(a @ b)
+    np.testing.assert_array_equal(fast, slow)
+    np.testing.assert_allclose((a @ b).numpy(), a.numpy() @ b.numpy(), rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_vectorized_tile_with_bias_epilogue_is_bit_identical(dtype):
+    rng = np.random.default_rng(1)
+    x = lt.tensor(rng.standard_normal((37, 40)).astype(dtype))
+    w = lt.tensor(rng.standard_normal((64, 40)).astype(dtype))
+    bias = lt.tensor(rng.standard_normal(64).astype(dtype))
+    out = F.linear(x, w, bias) * 0.5
+    fast, slow, source = _both_variants(out)
+    np.testing.assert_array_equal(fast, slow)
+    lanes = vector_lanes(lt.float32 if dtype == np.float32 else lt.float64)
+    if lanes >= 2:
+        assert f"x{lanes}_fma(" in source
+    want = (x.numpy() @ w.numpy().T + bias.numpy()) * 0.5
+    np.testing.assert_allclose(out.numpy(), want, rtol=1e-5, atol=1e-4)
+
+
+CONVS = [(2, 3, 32, 64), (2, 32, 64, 16), (1, 3, 5, 7), (2, 16, 32, 8), (3, 4, 12, 33), (1, 8, 16, 1)]
+
+
+@pytest.mark.parametrize("n,cin,cout,hw", CONVS)
+@pytest.mark.parametrize("layout", ["direct", "auto"])
+def test_vectorized_conv_tiles_are_bit_identical(n, cin, cout, hw, layout, monkeypatch):
+    if layout == "direct":
+        monkeypatch.setattr(conv_module, "CHANNELS_LAST_MIN_CIN", 1 << 30)
+    rng = np.random.default_rng(n * cin * cout * hw)
+    x = lt.tensor(rng.standard_normal((n, cin, hw, hw)).astype(np.float32))
+    w = lt.tensor(rng.standard_normal((cout, cin, 3, 3)).astype(np.float32))
+    out = F.conv2d(x, w, padding=1)
+    fast, slow, _ = _both_variants(out)
+    np.testing.assert_array_equal(fast, slow)
+    torch = pytest.importorskip("torch")
+    want = torch.nn.functional.conv2d(torch.tensor(x.numpy()), torch.tensor(w.numpy()), padding=1).numpy()
+    np.testing.assert_allclose(out.numpy(), want, rtol=1e-4, atol=1e-4)
+
+
+def test_direct_conv_over_16_wide_images_tiles_two_rows_of_vectors(monkeypatch):
+    """A 16-wide image row is one AVX-512 vector: the tile takes 2 output rows, so each broadcast
+    weight feeds two vector FMAs (a 32-float tile row, as a matmul's)."""
+    if host_vector_unit().width_bytes != 64:
+        pytest.skip("the tile shape is specific to AVX-512")
+    monkeypatch.setattr(conv_module, "CHANNELS_LAST_MIN_CIN", 1 << 30)
+    x, w = lt.randn(2, 8, 16, 16).realize(), lt.randn(32, 8, 3, 3).realize()
+    notes = optimize(_reduce_kernel(F.conv2d(x, w, padding=1))).notes
+    assert any(note.startswith("upcast") and "by 2" in note for note in notes), notes
+    assert any(note.startswith("vectorize") for note in notes), notes
+
+
+def test_packer_matches_consecutive_loads_and_shared_values_only():
+    from lazytensor import dtypes, symbolic as sym
+    from lazytensor.codegen.vectorize import _Packer
+    from lazytensor.graph import Node
+    from lazytensor.ops import Op
+    i = sym.loop_var("i", 64)
+    base = sym.mul(i, sym.const(16))
+
+    def load(slot, offset):
+        return Node.make(Op.LOAD, dtypes.float32, (sym.add(base, sym.const(offset)),), slot)
+
+    shared = load(2, 100)
+    packer = _Packer(4, frozenset())
+    adjacent = packer.pack(tuple(Node.make(Op.MUL, dtypes.float32, (load(1, k), shared)) for k in range(4)))
+    assert adjacent is not None and adjacent.shape == (4,)
+    vector_load, broadcast = adjacent.srcs
+    assert vector_load.op is Op.LOAD and vector_load.shape == (4,) and vector_load.srcs[0] is load(1, 0).srcs[0]
+    assert broadcast.op is Op.EXPAND and broadcast.srcs[0] is shared
+    assert packer.pack(tuple(load(1, 2 * k) for k in range(4))) is None              # strided: a gather
+    assert packer.pack(tuple(load(1, k) for k in (1, 0, 2, 3))) is None              # out of lane order
+    mixed = (Node.make(Op.ADD, dtypes.float32, (load(1, 0), shared)),) + tuple(
+        Node.make(Op.MUL, dtypes.float32, (load(1, k), shared)) for k in range(1, 4))
+    assert packer.pack(mixed) is None                                                # different ops
