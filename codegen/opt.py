@@ -16,6 +16,7 @@ from lazytensor.codegen.cpu_target import (L1_WAYS, VectorUnit, host_vector_unit
                                            tile_row_bytes, tile_rows)
 from lazytensor.codegen.kernel import Loop, LoopKernel, LoopNest, Store
 from lazytensor.codegen.peel import peel_gated_borders
+from lazytensor.codegen.transpose_tiles import tile_transposed_copies
 from lazytensor.codegen.vectorize import vectorize_tiles
 
 PARALLEL_MIN_WORK = 1 << 18
@@ -468,7 +469,7 @@ def unroll_short_reduce_ranges(kernel: LoopKernel, choices: OptChoices = HEURIST
 
 
 PASSES = [peel_gated_borders, upcast_reduce_tiles, split_reduce_lanes, block_row_loop, unroll_short_reduce_ranges,
-          parallelize_outer_loop, vectorize_tiles]
+          tile_transposed_copies, parallelize_outer_loop, vectorize_tiles]
 
 
 def optimize(kernel: LoopKernel, choices: OptChoices = HEURISTIC) -> LoopKernel:

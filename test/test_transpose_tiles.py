@@ -1,0 +1,49 @@
+"""codegen/transpose_tiles.py: transposing copies tiled in squares give NumPy's values."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import lazytensor as lt
+from lazytensor.codegen.lower import lower_kernel
+from lazytensor.codegen.opt import optimize
+from lazytensor.codegen.transpose_tiles import sweep_thrashes, transposed_loop
+
+CASES = [((1024, 1024), (1, 0)), ((512, 2048), (1, 0)), ((2048, 96), (1, 0)), ((64, 1024, 8), (2, 1, 0)),
+         ((3, 1024, 520), (0, 2, 1)), ((1030, 1024), (1, 0)), ((8, 16), (1, 0)), ((7, 1, 4096), (2, 1, 0))]
+
+
+def _kernel(out: lt.Tensor):
+    (item,) = out.schedule()
+    return lower_kernel(item.ast)
+
+
+@pytest.mark.parametrize("shape,perm", CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int8, np.bool_])
+def test_tiled_transposes_match_numpy(shape, perm, dtype):
+    a = (np.random.default_rng(len(shape)).standard_normal(shape) * 50).astype(dtype)
+    out = lt.tensor(a).permute(*perm).contiguous()
+    np.testing.assert_array_equal(out.numpy(), np.transpose(a, perm))
+
+
+def test_a_transposed_and_computed_copy_with_padding_matches_numpy():
+    a = np.random.default_rng(0).standard_normal((1024, 1024)).astype(np.float32)
+    out = (lt.tensor(a).T * 2 + 1).pad((1, 2, 0, 3)).contiguous()
+    np.testing.assert_array_equal(out.numpy(), np.pad(a.T * 2 + 1, [(0, 3), (1, 2)]))
+
+
+def test_a_big_transpose_is_tiled_and_a_small_one_is_not():
+    big = _kernel(lt.randn(1024, 1024).realize().T.contiguous())
+    assert transposed_loop(big.nests[0]) == 0
+    notes = optimize(big).notes
+    assert any(note.startswith("tile the transposing copy") and "16x16" in note for note in notes), notes
+    small = _kernel(lt.randn(32, 64, 256).realize().permute(0, 2, 1).contiguous())
+    assert transposed_loop(small.nests[0]) is None          # 64 lines 1 KiB apart stay in cache
+    plain = _kernel(lt.randn(1024, 1024).realize() * 2)
+    assert transposed_loop(plain.nests[0]) is None          # not a transpose
+
+
+@pytest.mark.parametrize("lines,stride,thrashes", [(4096, 16384, True), (1024, 4096, True), (64, 32768, True),
+                                                   (64, 1024, False), (256, 1024, False), (512, 260, False)])
+def test_sweep_thrashes_when_the_lines_outnumber_their_l2_sets(lines, stride, thrashes):
+    assert sweep_thrashes(lines, stride) is thrashes
