@@ -459,7 +459,9 @@ class Tensor(ElementwiseMixin, ReduceMixin, MovementMixin, IndexingMixin, Linalg
 
     def _axis(self, dim: int, op: str, ndim: int | None = None) -> int:
         """Normalize a possibly negative dim, with PyTorch's error for one out of range."""
-        n = self.ndim if ndim is None else ndim
+        n = len(self.node.shape) if ndim is None else ndim
+        if dim.__class__ is int and 0 <= dim < n:   # fast path: most dims are already in range
+            return dim
         lo, hi = (-1, 0) if n == 0 else (-n, n - 1)
         if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool):
             raise TypeError(f"{op}: dim must be an int, got {type(dim).__name__}")

@@ -16,6 +16,8 @@ def _shape_args(args: tuple[Any, ...]) -> tuple[int, ...]:
     """Accept f(2, 3), f((2, 3)) and f([2, 3])."""
     if len(args) == 1 and isinstance(args[0], (tuple, list)):
         args = tuple(args[0])
+    if all(a.__class__ is int for a in args):   # fast path: plain ints need no conversion
+        return args
     return tuple(int(a) for a in args)
 
 
@@ -24,6 +26,8 @@ class MovementMixin:
 
     def reshape(self: "Tensor", *shape: Any) -> "Tensor":
         new = list(_shape_args(shape))
+        if min(new, default=0) >= 0 and math.prod(new) == math.prod(self.node.shape):
+            return self._new(g.reshape(self.node, tuple(new)))   # fast path: nothing to infer or check
         if new.count(-1) > 1:
             raise RuntimeError(f"reshape: only one dimension can be inferred, got shape {tuple(new)}")
         if -1 in new:
