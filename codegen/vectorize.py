@@ -12,8 +12,10 @@ xmm + scalar pieces, and shuffled lanes with vpermd. This pass does that regroup
   same op over packed operands is that op on vectors; REDUCE_LOOPs over the same ranges become
   one vector accumulator.
 
-Where lanes do not match (another op, a gathered load, a 16-bit float) the stores stay scalar,
-as before. The C renderer writes vector nodes with GCC's vector extensions (render/c.py). The
+Comparisons and their logic pack as lane masks, selects and max as blends under them (a ReLU
+epilogue). Where an epilogue does not pack (erf, a cast), the REDUCE_LOOPs still do: the scalar
+epilogue reads their lanes (LANE nodes). Where nothing matches (a gathered load, a 16-bit float)
+the stores stay scalar, as before. The C renderer writes vector nodes with GCC's vector extensions (render/c.py). The
 arithmetic per lane is the same as the scalar code's, so results are bit-identical.
 """
 from __future__ import annotations
@@ -30,8 +32,12 @@ from lazytensor.codegen.kernel import LoopKernel, LoopNest, Store, reduce_loops
 
 VECTOR_DTYPES = (dtypes.float32, dtypes.float64)
 """Element types packed into vectors (16-bit floats are rounded per op through integer helpers)."""
-ELEMENTWISE_OPS = frozenset({Op.ADD, Op.MUL, Op.FDIV, Op.NEG, Op.RECIPROCAL})
-"""Ops whose C operators apply lane by lane to GCC vectors with the scalar code's rounding."""
+ELEMENTWISE_OPS = frozenset({Op.ADD, Op.MUL, Op.FDIV, Op.NEG, Op.RECIPROCAL, Op.MAX, Op.WHERE})
+"""Float ops on vectors: C operators lane by lane (same rounding as the scalar code), MAX and WHERE
+as bit blends under a lane mask (render/c.py)."""
+MASK_OPS = frozenset({Op.CMPLT, Op.CMPNE, Op.AND, Op.OR, Op.XOR})
+"""Ops on bools packed as lane masks (all bits set or clear, integers as wide as the float lanes):
+comparisons of float vectors or masks, and their logic."""
 
 
 def vector_lanes(dt: dtypes.DType, unit: VectorUnit | None = None) -> int:
@@ -45,13 +51,21 @@ def broadcast(node: Node, lanes: int) -> Node:
     return Node.make(Op.EXPAND, node.dtype, (node,), (lanes,), (lanes,))
 
 
-class _Packer:
-    """Matches tuples of scalar nodes (one per lane) to vector nodes, memoized."""
+def lane(vector: Node, index: int) -> Node:
+    """Element `index` of a vector node, as a scalar node."""
+    return Node.make(Op.LANE, vector.dtype, (vector,), index, ())
 
-    def __init__(self, lanes: int, lane_ranges: frozenset[Node]):
+
+class _Packer:
+    """Matches tuples of scalar nodes (one per lane) to vector nodes, memoized. All float lanes of
+    one packer have one dtype (`element`); bools become masks as wide."""
+
+    def __init__(self, lanes: int, element: dtypes.DType, lane_ranges: frozenset[Node]):
         self.lanes = lanes
+        self.element = element
         self.lane_ranges = lane_ranges
         self.memo: dict[tuple[Node, ...], Node | None] = {}
+        self.lane_memo: dict[tuple[Node, ...], tuple[Node, ...]] = {}
 
     def pack(self, nodes: tuple[Node, ...]) -> Node | None:
         """The vector node whose lane i is nodes[i], or None when the lanes do not match."""
@@ -59,11 +73,18 @@ class _Packer:
             self.memo[nodes] = self._pack(nodes)
         return self.memo[nodes]
 
+    def _packable_dtype(self, n: Node) -> bool:
+        if n.dtype.is_bool:
+            return n.op in MASK_OPS
+        return n.dtype is self.element and (n.op in ELEMENTWISE_OPS or n.op in (Op.LOAD, Op.REDUCE_LOOP))
+
     def _pack(self, nodes: tuple[Node, ...]) -> Node | None:
         first = nodes[0]
         if all(n is first for n in nodes):
-            return broadcast(first, self.lanes)
-        if first.dtype not in VECTOR_DTYPES:
+            if first.dtype.is_bool or first.dtype is self.element:
+                return broadcast(first, self.lanes)
+            return None
+        if not self._packable_dtype(first):
             return None
         if any(n.op is not first.op or n.dtype is not first.dtype or n.arg != first.arg
                or len(n.srcs) != len(first.srcs) for n in nodes):
@@ -76,7 +97,8 @@ class _Packer:
             reduce_op, ranges = first.arg
             if reduce_op is not Op.ADD or any(r in self.lane_ranges for r in ranges):
                 return None
-        elif first.op not in ELEMENTWISE_OPS:
+        if first.op in (Op.CMPLT, Op.CMPNE) and not all(
+                s.dtype.is_bool or s.dtype is self.element for s in first.srcs):
             return None
         srcs = []
         for position in range(len(first.srcs)):
@@ -85,6 +107,31 @@ class _Packer:
                 return None
             srcs.append(packed)
         return Node.make(first.op, first.dtype, tuple(srcs), first.arg, (self.lanes,))
+
+    def lanes_of(self, nodes: tuple[Node, ...]) -> tuple[Node, ...]:
+        """Scalar nodes equal to nodes[i], in which the tuples of REDUCE_LOOPs that pack are read
+        from lanes of one vector accumulator: the tile's FMAs stay vector code when its epilogue
+        (an activation not in ELEMENTWISE_OPS) does not pack."""
+        if nodes not in self.lane_memo:
+            self.lane_memo[nodes] = self._lanes_of(nodes)
+        return self.lane_memo[nodes]
+
+    def _lanes_of(self, nodes: tuple[Node, ...]) -> tuple[Node, ...]:
+        first = nodes[0]
+        if first.op is Op.REDUCE_LOOP:
+            packed = self.pack(nodes)
+            if packed is not None and packed.op is Op.REDUCE_LOOP:
+                return tuple(lane(packed, i) for i in range(self.lanes))
+            return nodes
+        if not first.srcs or all(n is first for n in nodes) or any(
+                n.op is not first.op or len(n.srcs) != len(first.srcs) for n in nodes):
+            return nodes
+        columns = [self.lanes_of(tuple(n.srcs[p] for n in nodes)) for p in range(len(first.srcs))]
+        out = []
+        for i, n in enumerate(nodes):
+            srcs = tuple(column[i] for column in columns)
+            out.append(n if srcs == n.srcs else Node.make(n.op, n.dtype, srcs, n.arg, n.shape))
+        return tuple(out)
 
 
 def _consecutive(indices: list[Node]) -> bool:
@@ -135,17 +182,22 @@ def vectorize_nest(nest: LoopNest, lane_ranges: frozenset[Node], unit: VectorUni
     if lanes < 2 or any(st.value.dtype is not plain[0].value.dtype for st in plain):
         return nest, 0
     runs, rest = _runs(nest.stores, lanes)
-    packer = _Packer(lanes, lane_ranges)
+    packer = _Packer(lanes, plain[0].value.dtype, lane_ranges)
     stores: list[Store] = []
+    count = 0
     for run in runs:
         value = packer.pack(tuple(st.value for st in run))
-        if value is None or value.op is Op.EXPAND:
-            rest += run
-        else:
+        if value is not None and value.op is not Op.EXPAND:
             stores.append(Store(run[0].slot, run[0].index, value))
-    if not stores:
+            count += 1
+            continue
+        values = packer.lanes_of(tuple(st.value for st in run))
+        if any(v is not st.value for v, st in zip(values, run)):
+            count += 1
+        stores += [Store(st.slot, st.index, v) for st, v in zip(run, values)]
+    if not count:
         return nest, 0
-    return replace(nest, stores=tuple(stores + rest)), len(stores)
+    return replace(nest, stores=tuple(stores + rest)), count
 
 
 def vectorize_tiles(kernel: LoopKernel, choices=None) -> LoopKernel:
@@ -158,9 +210,9 @@ def vectorize_tiles(kernel: LoopKernel, choices=None) -> LoopKernel:
     for nest in kernel.nests:
         nest, count = vectorize_nest(nest, kernel.lane_ranges)
         if count:
-            lanes = nest.stores[0].value.shape[0]
-            notes.append(f"vectorize {count} stores of {lanes} lanes")
-            rolled |= {r for st in nest.stores if st.value.shape for n in reduce_loops(st.value) for r in n.arg[1]}
+            lanes = vector_lanes(nest.stores[0].value.dtype)
+            notes.append(f"vectorize {count} runs of {lanes} lanes")
+            rolled |= {r for st in nest.stores for n in reduce_loops(st.value) if n.shape for r in n.arg[1]}
         nests.append(nest)
     # GCC's unroll pragma around vector code unrolls the lanes of the fma helper too (cunrolli runs
     # before the vectorizer), and SLP rebuilds them badly: a 3x3 conv ran 3-5x slower unrolled

@@ -65,6 +65,8 @@ class Op(Enum):
     LOAD = auto()        #: srcs (index,) or (index, gate); arg = slot number
     REDUCE_LOOP = auto() #: srcs (body,); arg = (binary op, ranges): accumulate body over ranges
     CHECK_INDEX = auto() #: srcs (index,); arg = (size, what): index if 0 <= index < size else error
+    LANE = auto()        #: srcs (vector,); arg = lane: one element of a vector value (the CPU's
+                         #: register tiles hold nodes of shape (lanes,): codegen/vectorize.py)
 
     # members are singletons compared by identity: hash them by identity too (C-level, unlike
     # Enum's hash of the member name; every graph node's key hashes its op)

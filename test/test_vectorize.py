@@ -74,6 +74,49 @@ def test_vectorized_tile_with_bias_epilogue_is_bit_identical(dtype):
     np.testing.assert_allclose(out.numpy(), want, rtol=1e-5, atol=1e-4)
 
 
+EPILOGUES = {
+    "relu": lambda t: t.relu(),
+    "leaky_relu": lambda t: F.leaky_relu(t, 0.1),
+    "clamp": lambda t: t.clamp(-0.5, 0.5),
+    "maximum": lambda t: lt.maximum(t, t * 0.5),
+    "where": lambda t: lt.where(t > 0.25, t * 2, -t),
+    "tanh": lambda t: t.tanh(),          # does not pack: the accumulators' lanes feed scalar code
+    "gelu": lambda t: F.gelu(t),
+}
+
+
+@pytest.mark.parametrize("name", list(EPILOGUES))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_vectorized_tiles_with_activation_epilogues_are_bit_identical(name, dtype):
+    rng = np.random.default_rng(7)
+    x = lt.tensor(rng.standard_normal((29, 48)).astype(dtype))
+    w = lt.tensor(rng.standard_normal((64, 48)).astype(dtype))
+    bias = lt.tensor(rng.standard_normal(64).astype(dtype))
+    out = EPILOGUES[name](F.linear(x, w, bias))
+    fast, slow, source = _both_variants(out)
+    np.testing.assert_array_equal(fast, slow)
+    lanes = vector_lanes(lt.float32 if dtype == np.float32 else lt.float64)
+    if lanes >= 2:
+        assert f"x{lanes}_fma(" in source                  # the FMAs are vector code either way
+    torch = pytest.importorskip("torch")
+    tx, tw, tb = (torch.tensor(t.numpy()) for t in (x, w, bias))
+    reference = {"relu": torch.relu, "leaky_relu": lambda t: torch.nn.functional.leaky_relu(t, 0.1),
+                 "clamp": lambda t: t.clamp(-0.5, 0.5), "maximum": lambda t: torch.maximum(t, t * 0.5),
+                 "where": lambda t: torch.where(t > 0.25, t * 2, -t), "tanh": torch.tanh,
+                 "gelu": torch.nn.functional.gelu}[name]
+    want = reference(torch.nn.functional.linear(tx, tw, tb)).numpy()
+    np.testing.assert_allclose(out.numpy(), want, rtol=1e-5, atol=1e-5)
+
+
+def test_nan_propagates_through_a_vectorized_max_epilogue():
+    x = np.ones((4, 16), np.float32)
+    x[1, 3] = np.nan
+    w = np.eye(16, dtype=np.float32)
+    out = lt.maximum(lt.tensor(x) @ lt.tensor(w), lt.zeros(4, 16)).numpy()
+    assert np.isnan(out[1]).all() and not np.isnan(np.delete(out, 1, 0)).any()   # nan * 0 is nan
+    np.testing.assert_array_equal(out, np.maximum(x @ w, 0))
+
+
 CONVS = [(2, 3, 32, 64), (2, 32, 64, 16), (1, 3, 5, 7), (2, 16, 32, 8), (3, 4, 12, 33), (1, 8, 16, 1)]
 
 
@@ -117,7 +160,7 @@ def test_packer_matches_consecutive_loads_and_shared_values_only():
         return Node.make(Op.LOAD, dtypes.float32, (sym.add(base, sym.const(offset)),), slot)
 
     shared = load(2, 100)
-    packer = _Packer(4, frozenset())
+    packer = _Packer(4, dtypes.float32, frozenset())
     adjacent = packer.pack(tuple(Node.make(Op.MUL, dtypes.float32, (load(1, k), shared)) for k in range(4)))
     assert adjacent is not None and adjacent.shape == (4,)
     vector_load, broadcast = adjacent.srcs

@@ -39,25 +39,38 @@ BLEND_HELPERS = {
 }
 
 
+MASK_SCALARS = {4: "int", 8: "long long"}
+
+
 def vector_support(scalar: str, lanes: int) -> tuple[str, str]:
-    """(type name, source) of GCC's vector of `lanes` `scalar`s with its load, store, broadcast and
-    fused multiply-add helpers. Loads and stores go through memcpy (any alignment; one vmovups).
-    The multiply-add is fmaf per lane, which GCC turns into one vector FMA: the vector `a * b + c`
-    would not be fused under -ffp-contract=off, and the scalar code's results are fused ones."""
-    short = {"float": "f32", "double": "f64"}[scalar]
+    """(type name, source) of GCC's vector of `lanes` `scalar`s with its load, store, broadcast,
+    fused multiply-add, select and max helpers (floats), or its broadcast (the integer lane masks
+    that vector comparisons give: all bits set where true). Loads and stores go through memcpy (any
+    alignment; one vmovups). The multiply-add is fmaf per lane, which GCC turns into one vector
+    FMA: the vector `a * b + c` would not be fused under -ffp-contract=off, and the scalar code's
+    results are fused ones. Select and max are bit blends, as the scalar helpers."""
+    width = {"float": 4, "double": 8, "int": 4, "long long": 8}[scalar]
+    short = {"float": "f32", "double": "f64", "int": "i32", "long long": "i64"}[scalar]
     name = f"lt_{short}x{lanes}"
-    fma = "__builtin_fmaf" if scalar == "float" else "__builtin_fma"
     every_lane = ", ".join(["x"] * lanes)
-    source = f"""typedef {scalar} {name} __attribute__((vector_size({lanes * (4 if scalar == 'float' else 8)})));
-static inline {name} {name}_load(const {scalar}* p) {{ {name} v; memcpy(&v, p, sizeof v); return v; }}
-static inline void {name}_store({scalar}* p, {name} v) {{ memcpy(p, &v, sizeof v); }}
-static inline {name} {name}_broadcast({scalar} x) {{ {name} v = {{{every_lane}}}; return v; }}
-static inline {name} {name}_fma({name} a, {name} b, {name} c) {{
-  {name} r;
-  for (int i = 0; i < {lanes}; i++) r[i] = {fma}(a[i], b[i], c[i]);
-  return r;
-}}"""
-    return name, source
+    source = [f"typedef {scalar} {name} __attribute__((vector_size({lanes * width})));",
+              f"static inline {name} {name}_broadcast({scalar} x) {{ {name} v = {{{every_lane}}}; return v; }}"]
+    if scalar in ("float", "double"):
+        fma = "__builtin_fmaf" if scalar == "float" else "__builtin_fma"
+        mask, mask_source = vector_support(MASK_SCALARS[width], lanes)
+        source = [mask_source] + source + [
+            f"static inline {name} {name}_load(const {scalar}* p) {{ {name} v; memcpy(&v, p, sizeof v); return v; }}",
+            f"static inline void {name}_store({scalar}* p, {name} v) {{ memcpy(p, &v, sizeof v); }}",
+            f"static inline {name} {name}_fma({name} a, {name} b, {name} c) {{",
+            f"  {name} r;",
+            f"  for (int i = 0; i < {lanes}; i++) r[i] = {fma}(a[i], b[i], c[i]);",
+            "  return r;",
+            "}",
+            f"static inline {name} {name}_select({mask} m, {name} a, {name} b) {{",
+            f"  return ({name})((({mask})a & m) | (({mask})b & ~m));",
+            "}",
+            f"static inline {name} {name}_max({name} a, {name} b) {{ return {name}_select((a > b) | (a != a), a, b); }}"]
+    return name, "\n".join(source)
 
 
 class CRenderer(CStyleRenderer):
@@ -86,8 +99,19 @@ class CRenderer(CStyleRenderer):
 
     # ---- vector values (shape (lanes,) nodes made by codegen/vectorize.py) ----
     def vector_type(self, n: Node) -> str:
-        """The GCC vector type of vector node n (its helpers are added to the kernel's source)."""
-        name, source = vector_support(self.type_name(n.dtype), n.shape[0])
+        """The GCC vector type of vector node n (its helpers are added to the kernel's source); a
+        bool vector is a lane mask, integers as wide as the float lanes of the host's registers."""
+        lanes = n.shape[0]
+        if n.dtype.is_bool:
+            scalar = MASK_SCALARS[host_vector_unit().width_bytes // lanes]
+        else:
+            scalar = self.type_name(n.dtype)
+        name, source = vector_support(scalar, lanes)
+        if n.dtype.is_bool:   # the float type's source declares its mask type too: add it once
+            name_float = {"int": "float", "long long": "double"}[scalar]
+            float_name, source = vector_support(name_float, lanes)
+            self.extra_helpers.setdefault(float_name, source)
+            return name
         self.extra_helpers.setdefault(name, source)
         return name
 
@@ -123,10 +147,20 @@ class CRenderer(CStyleRenderer):
         return f"{self.vector_type(n)}_fma" if n.shape else super().fma_fn_for(n)
 
     def unrounded_expr(self, n: Node) -> str:
-        if n.shape and n.op is Op.LOAD:
-            return f"{self.vector_type(n)}_load(&b{n.arg}[{self.ref(n.srcs[0])}])"
-        if n.shape and n.op is Op.EXPAND:
-            return f"{self.vector_type(n)}_broadcast({self.ref(n.srcs[0])})"
+        if n.op is Op.LANE:
+            return f"{self.ref(n.srcs[0])}[{n.arg}]"
+        if not n.shape:
+            return super().unrounded_expr(n)
+        vt = self.vector_type(n)
+        s = [self.ref(x) for x in n.srcs]
+        if n.op is Op.LOAD:
+            return f"{vt}_load(&b{n.arg}[{s[0]}])"
+        if n.op is Op.EXPAND:
+            return f"{vt}_broadcast(-(int)({s[0]}))" if n.dtype.is_bool else f"{vt}_broadcast({s[0]})"
+        if n.op is Op.WHERE:
+            return f"{vt}_select({s[0]}, {s[1]}, {s[2]})"
+        if n.op is Op.MAX:
+            return f"{vt}_max({s[0]}, {s[1]})"
         return super().unrounded_expr(n)
 
     def render_store(self, kernel: LoopKernel, st: Store) -> str:
