@@ -33,6 +33,7 @@ KNOB_VALUES: dict[str, tuple] = {
     "split_lanes": (True, False),
     "unroll_max": (0, 4),
     "parallel": (True, False),
+    "vectorize": (True, False),
 }
 """The values BEAM tries for each OptChoices field (the heuristic's own value is among them)."""
 MAX_ROUNDS = 4
@@ -62,7 +63,7 @@ def _render(kernel: LoopKernel) -> str:
 
 def _search_key(kernel: LoopKernel, width: int) -> str:
     unit = host_vector_unit()
-    return cache_key("beam-v1", _render(kernel), str(width), f"{unit.width_bytes}x{unit.registers}")
+    return cache_key("beam-v2", _render(kernel), str(width), f"{unit.width_bytes}x{unit.registers}")
 
 
 def _random_inputs(kernel: LoopKernel, rng: np.random.Generator) -> list[np.ndarray]:
