@@ -326,8 +326,9 @@ class CStyleRenderer:
     def _loop_depths(self, nest: LoopNest, nodes: list[Node]) -> dict[Node, int]:
         """For the nodes of the nest's body (scope None): how many of the nest's loops must be open
         to compute it. A reduce that does not depend on the inner loops (a row reduce: softmax's
-        max[i] under out[i, j]) is then computed once per outer iteration, with what it needs;
-        without such a reduce everything stays in the innermost loop."""
+        max[i] under out[i, j]) is then computed once per outer iteration, with what it needs, and
+        so is any loop-invariant value: Adam's step size narrowed from double goes through an asm
+        barrier (render/c.py) that kept the whole update loop scalar when it sat inside it."""
         innermost = len(nest.loops)
         position = {loop.var: k + 1 for k, loop in enumerate(nest.loops)}
         depth: dict[Node, int] = {}
@@ -341,9 +342,6 @@ class CStyleRenderer:
                 depth[n] = max(depth[m] for m in self.group_of[n])
             elif self.scope[n] is None and n.srcs:
                 depth[n] = max([depth[n]] + [depth[s] for s in n.srcs if self.scope[s] is None])
-        hoists = any(n.op is Op.REDUCE_LOOP and self.scope[n] is None and depth[n] < innermost for n in nodes)
-        if not hoists:
-            return {n: innermost for n in nodes}
         return depth
 
     def emit_scope(self, owner: Node | None, indent: str, loop_depth: int | None = None) -> list[str]:
