@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from lazytensor import capture, dtypes
 from lazytensor.autograd import GradMode
 from lazytensor.codegen.cpu_target import tile_row_bytes
+from lazytensor.codegen.vectorize import VECTOR_DTYPES, vector_lanes
 from lazytensor.ops import MOVEMENT, Op
 
 if TYPE_CHECKING:
@@ -107,6 +108,15 @@ def packed_panel_width(dtype: dtypes.DType, columns: int, device: str) -> int:
     if device == "CPU":
         widths.insert(0, tile_row_bytes() // itemsize)
     return next((w for w in widths if columns % w == 0), 0)
+
+
+def vector_lanes_on(dtype: dtypes.DType, device: str) -> int:
+    """Lanes of `dtype` in one vector register of the device the codegen vectorizes explicitly (the
+    CPU, for float32/float64: 16 float32 on AVX-512), else 0. The front end's window onto
+    codegen/vectorize.py, for layout choices (nn/conv.py) that depend on it."""
+    if device != "CPU" or dtype not in VECTOR_DTYPES:
+        return 0
+    return vector_lanes(dtype)
 
 
 def _skip_detach(node: "Node") -> "Node":

@@ -39,8 +39,7 @@ from lazytensor.nn import init
 from lazytensor.nn.module import Module, Parameter
 from lazytensor.ops import Op
 from lazytensor.tensor import Tensor
-from lazytensor.tensor_linalg import packed_panel_width
-from lazytensor.codegen.vectorize import VECTOR_DTYPES, vector_lanes
+from lazytensor.tensor_linalg import packed_panel_width, vector_lanes_on
 
 FUNCTIONS: list[str] = ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
                         "conv_transpose3d"]
@@ -198,11 +197,11 @@ def _direct_rows_are_vectors(x: Tensor, weight: Tensor, strides: Sequence[int], 
     of a vector's lanes: no transposing copies then, and it beats channels-last (measured on
     AVX-512, 2 threads: N32 32→64 16² 1.82 vs 1.85 ms, N8 16→32 32² 0.56 vs 0.83; with 8-, 28- or
     56-wide images channels-last is 2-13x faster)."""
-    if x.device != "CPU" or strides[-1] != 1:
+    lanes = vector_lanes_on(x.dtype, x.device)
+    if not lanes or strides[-1] != 1:
         return False
-    lanes = vector_lanes(x.dtype) if x.dtype in VECTOR_DTYPES else 0
     width = window_output_size(x.shape[-1], weight.shape[-1], strides[-1], dilations[-1])
-    return lanes > 1 and width % lanes == 0
+    return width % lanes == 0
 
 
 def _conv_layout(x: Tensor, weight: Tensor, groups: int, strides: Sequence[int] | None = None,
