@@ -17,7 +17,7 @@ from lazytensor.codegen.cpu_target import (L1_WAYS, VectorUnit, host_vector_unit
 from lazytensor.codegen.kernel import Loop, LoopKernel, LoopNest, Store
 from lazytensor.codegen.peel import peel_gated_borders
 from lazytensor.codegen.transpose_tiles import tile_transposed_copies
-from lazytensor.codegen.vectorize import VECTOR_DTYPES, vector_lanes, vectorize_tiles
+from lazytensor.codegen.vectorize import packs_whole, vector_lanes, vectorize_tiles
 
 PARALLEL_MIN_WORK = 1 << 18
 """Below this many inner-loop iterations a nest runs on one thread: forking costs more."""
@@ -223,8 +223,10 @@ def choose_upcasts(nest: LoopNest, unit: VectorUnit | None = None,
                 rows.append((pos, lanes))
     chosen += rows
     body_size = len(toposort([nest.stores[0].value]))
-    if unit is not None and vector_loads and choices.vectorize and nest.stores[0].value.dtype in VECTOR_DTYPES:
-        # the vectorize pass writes each run of vector lanes once: count vectors, not lanes
+    if unit is not None and vector_loads and choices.vectorize and packs_whole(nest.stores[0].value):
+        # the vectorize pass writes each run of vector lanes once: count vectors, not lanes (an
+        # epilogue that does not pack, erf or tanh, is written per lane: 384 lanes of it took 20 s
+        # to compile)
         body_size = max(1, body_size // min(chosen[0][1], vector_lanes(nest.stores[0].value.dtype, unit)))
     while chosen and body_size * math.prod(f for _, f in chosen) > UPCAST_NODE_BUDGET:
         pos, lanes = chosen[-1]

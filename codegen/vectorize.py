@@ -24,7 +24,7 @@ from dataclasses import replace
 
 from lazytensor import dtypes
 from lazytensor import symbolic as sym
-from lazytensor.graph import Node
+from lazytensor.graph import Node, toposort
 from lazytensor.ops import Op
 
 from lazytensor.codegen.cpu_target import VectorUnit, host_vector_unit
@@ -38,6 +38,18 @@ as bit blends under a lane mask (render/c.py)."""
 MASK_OPS = frozenset({Op.CMPLT, Op.CMPNE, Op.AND, Op.OR, Op.XOR})
 """Ops on bools packed as lane masks (all bits set or clear, integers as wide as the float lanes):
 comparisons of float vectors or masks, and their logic."""
+
+
+def packs_whole(value: Node) -> bool:
+    """Whether every float or bool value in a stored value's expression is of a kind _Packer packs
+    (so its lanes can become vectors end to end; index arithmetic is shared by the lanes)."""
+    for n in toposort([value]):
+        if n.dtype.is_bool and n.op not in MASK_OPS and n.op is not Op.CONST:
+            return False
+        if n.dtype.is_float and (n.dtype not in VECTOR_DTYPES or n.op not in ELEMENTWISE_OPS
+                                 and n.op not in (Op.LOAD, Op.REDUCE_LOOP, Op.CONST)):
+            return False
+    return True
 
 
 def vector_lanes(dt: dtypes.DType, unit: VectorUnit | None = None) -> int:
