@@ -17,7 +17,7 @@ from lazytensor.codegen.cpu_target import (L1_WAYS, VectorUnit, host_vector_unit
 from lazytensor.codegen.kernel import Loop, LoopKernel, LoopNest, Store
 from lazytensor.codegen.peel import peel_gated_borders
 from lazytensor.codegen.transpose_tiles import tile_transposed_copies
-from lazytensor.codegen.vectorize import packs_whole, vector_lanes, vectorize_tiles
+from lazytensor.codegen.vectorize import VECTOR_DTYPES, packs_whole, vector_lanes, vectorize_tiles
 
 PARALLEL_MIN_WORK = 1 << 18
 """Below this many inner-loop iterations a nest runs on one thread: forking costs more."""
@@ -143,6 +143,13 @@ def _row_loads_alias(nest: LoopNest, row_var: Node) -> bool:
     return False
 
 
+def _whole_vectors(nest: LoopNest, lanes: int, unit: VectorUnit) -> bool:
+    """A vector axis of `lanes` lanes fills whole vector registers of the stored dtype, so the
+    vectorize pass can pack it (8-wide images on AVX-512 cannot: their tiles stay scalar code)."""
+    dt = nest.stores[0].value.dtype
+    return dt in VECTOR_DTYPES and lanes % vector_lanes(dt, unit) == 0
+
+
 def _second_vector_axis(nest: LoopNest, vector: tuple[int, int], vector_loads: list[Node],
                         loads: list[Node], unit: VectorUnit) -> list[tuple[int, int]]:
     """[(loop position, lanes)] of a second axis for a tile row narrower than tile_row_bytes: an
@@ -151,7 +158,7 @@ def _second_vector_axis(nest: LoopNest, vector: tuple[int, int], vector_loads: l
     each broadcast weight feeds two vector FMAs (as a 32-column matmul tile row does); else []."""
     pos, lanes = vector
     widest = tile_row_bytes(unit) // _accumulator_itemsize(nest)
-    if lanes >= widest or widest % lanes:
+    if lanes >= widest or widest % lanes or not _whole_vectors(nest, lanes, unit):
         return []
     extra = widest // lanes
     for other in range(len(nest.loops) - 1, -1, -1):
@@ -223,7 +230,8 @@ def choose_upcasts(nest: LoopNest, unit: VectorUnit | None = None,
                 rows.append((pos, lanes))
     chosen += rows
     body_size = len(toposort([nest.stores[0].value]))
-    if unit is not None and vector_loads and choices.vectorize and packs_whole(nest.stores[0].value):
+    if unit is not None and vector_loads and choices.vectorize and packs_whole(nest.stores[0].value) \
+            and _whole_vectors(nest, chosen[0][1], unit):
         # the vectorize pass writes each run of vector lanes once: count vectors, not lanes (an
         # epilogue that does not pack, erf or tanh, is written per lane: 384 lanes of it took 20 s
         # to compile)

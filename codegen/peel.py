@@ -20,6 +20,9 @@ from lazytensor.codegen.kernel import Loop, LoopKernel, LoopNest, Store
 
 MAX_PIECES = 27
 """Most nests one nest may be split into (3 pieces along each of 3 loops)."""
+PEEL_NODE_BUDGET = 2000
+"""Most expression nodes all the pieces may hold together: each piece is a copy of the nest, and a
+big fused kernel (a loss's backward with index gates) split 27 ways took 2.4 s to compile."""
 
 
 def _gate_comparisons(nest: LoopNest) -> list[Node]:
@@ -84,7 +87,11 @@ def peel_nest(nest: LoopNest) -> tuple[list[LoopNest], list[str]]:
         inside = sorted(p for p in points if 0 < p < loop.size)
         if inside:
             cuts.append((pos, inside))
-    if not cuts or math.prod(len(points) + 1 for _, points in cuts) > MAX_PIECES:
+    pieces = math.prod(len(points) + 1 for _, points in cuts)
+    if not cuts or pieces > MAX_PIECES:
+        return [nest], []
+    size = len(toposort([x for st in nest.stores for x in (st.index, st.value)]))
+    if size * pieces > PEEL_NODE_BUDGET:
         return [nest], []
     nests = [nest]
     for pos, points in cuts:
