@@ -96,7 +96,8 @@ def peel_nest(nest: LoopNest) -> tuple[list[LoopNest], list[str]]:
     nests = [nest]
     for pos, points in cuts:
         nests = [piece for n in nests for piece in _split(n, pos, points)]
-    notes = [f"peel {nest.loops[pos].var.arg[0]} ({nest.loops[pos].size}) at {points}" for pos, points in cuts]
+    notes = [f"peel {nest.loops[pos].var.arg[0]} ({nest.loops[pos].size}) at {points}"
+             for pos, points in cuts]
     return nests, notes
 
 

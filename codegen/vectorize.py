@@ -15,8 +15,9 @@ xmm + scalar pieces, and shuffled lanes with vpermd. This pass does that regroup
 Comparisons and their logic pack as lane masks, selects and max as blends under them (a ReLU
 epilogue). Where an epilogue does not pack (erf, a cast), the REDUCE_LOOPs still do: the scalar
 epilogue reads their lanes (LANE nodes). Where nothing matches (a gathered load, a 16-bit float)
-the stores stay scalar, as before. The C renderer writes vector nodes with GCC's vector extensions (render/c.py). The
-arithmetic per lane is the same as the scalar code's, so results are bit-identical.
+the stores stay scalar, as before. The C renderer writes vector nodes with GCC's vector
+extensions (render/c.py). The arithmetic per lane is the same as the scalar code's, so results
+are bit-identical.
 """
 from __future__ import annotations
 

@@ -102,18 +102,15 @@ class CRenderer(CStyleRenderer):
         """The GCC vector type of vector node n (its helpers are added to the kernel's source); a
         bool vector is a lane mask, integers as wide as the float lanes of the host's registers."""
         lanes = n.shape[0]
-        if n.dtype.is_bool:
-            scalar = MASK_SCALARS[host_vector_unit().width_bytes // lanes]
-        else:
-            scalar = self.type_name(n.dtype)
-        name, source = vector_support(scalar, lanes)
-        if n.dtype.is_bool:   # the float type's source declares its mask type too: add it once
-            name_float = {"int": "float", "long long": "double"}[scalar]
-            float_name, source = vector_support(name_float, lanes)
-            self.extra_helpers.setdefault(float_name, source)
+        if not n.dtype.is_bool:
+            name, source = vector_support(self.type_name(n.dtype), lanes)
+            self.extra_helpers.setdefault(name, source)
             return name
-        self.extra_helpers.setdefault(name, source)
-        return name
+        # a mask: declared by the source of the float vectors it selects between
+        mask_scalar = MASK_SCALARS[host_vector_unit().width_bytes // lanes]
+        float_name, source = vector_support({"int": "float", "long long": "double"}[mask_scalar], lanes)
+        self.extra_helpers.setdefault(float_name, source)
+        return vector_support(mask_scalar, lanes)[0]
 
     def value_type(self, n: Node) -> str:
         return self.vector_type(n) if n.shape else super().value_type(n)
@@ -165,7 +162,8 @@ class CRenderer(CStyleRenderer):
 
     def render_store(self, kernel: LoopKernel, st: Store) -> str:
         if st.value.shape:
-            return f"{self.vector_type(st.value)}_store(&b{st.slot}[{self.ref(st.index)}], {self.ref(st.value)});"
+            target = f"&b{st.slot}[{self.ref(st.index)}]"
+            return f"{self.vector_type(st.value)}_store({target}, {self.ref(st.value)});"
         return super().render_store(kernel, st)
 
     def narrow_to_float32(self, expr: str) -> str:

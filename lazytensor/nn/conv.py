@@ -191,7 +191,8 @@ def direct_layout() -> Iterator[None]:
         _direct_only = saved
 
 
-def _direct_rows_are_vectors(x: Tensor, weight: Tensor, strides: Sequence[int], dilations: Sequence[int]) -> bool:
+def _direct_rows_are_vectors(x: Tensor, weight: Tensor, strides: Sequence[int],
+                             dilations: Sequence[int]) -> bool:
     """On the CPU, the direct layout's register tile takes whole vectors of adjacent output pixels
     (codegen/vectorize.py) when the last spatial dim has stride 1 and its output size is a multiple
     of a vector's lanes: no transposing copies then, and it beats channels-last (measured on
