@@ -88,3 +88,14 @@ def reduce_loops(value: Node) -> list[Node]:
     """The REDUCE_LOOP nodes inside a value expression."""
     from lazytensor.graph import toposort
     return [n for n in toposort([value]) if n.op is Op.REDUCE_LOOP]
+
+
+def resize_loop(nest: LoopNest, pos: int, var: Node, value: Node) -> LoopNest:
+    """The nest with loop `pos` replaced by a loop over `var`, its old variable standing for `value`
+    in every store (the index arithmetic re-simplified: symbolic.substitute)."""
+    from lazytensor import symbolic as sym
+    loop = nest.loops[pos]
+    stores = tuple(Store(st.slot, *sym.substitute([st.index, st.value], {loop.var: value}),
+                         st.reduce_op, st.replace_op) for st in nest.stores)
+    loops = nest.loops[:pos] + (Loop(var, loop.parallel),) + nest.loops[pos + 1:]
+    return replace(nest, loops=loops, stores=stores)

@@ -14,7 +14,7 @@ from lazytensor.ops import Op
 
 from lazytensor.codegen.cpu_target import (L1_WAYS, VectorUnit, host_vector_unit, rows_share_l1_sets,
                                            tile_row_bytes, tile_rows)
-from lazytensor.codegen.kernel import Loop, LoopKernel, LoopNest, Store
+from lazytensor.codegen.kernel import Loop, LoopKernel, LoopNest, Store, resize_loop
 from lazytensor.codegen.peel import peel_gated_borders
 from lazytensor.codegen.transpose_tiles import tile_transposed_copies
 from lazytensor.codegen.vectorize import VECTOR_DTYPES, packs_whole, vector_lanes, vectorize_tiles
@@ -273,15 +273,6 @@ def upcast_loop(nest: LoopNest, pos: int, lanes: int) -> LoopNest:
     return LoopNest(loops, tuple(stores), nest.serial_reason)
 
 
-def _resize_loop(nest: LoopNest, pos: int, var: Node, value: Node) -> LoopNest:
-    """The nest with loop `pos` replaced by a loop over `var`, its old variable standing for `value`."""
-    loop = nest.loops[pos]
-    stores = tuple(Store(st.slot, *sym.substitute([st.index, st.value], {loop.var: value}),
-                         st.reduce_op, st.replace_op) for st in nest.stores)
-    loops = nest.loops[:pos] + (Loop(var, loop.parallel),) + nest.loops[pos + 1:]
-    return LoopNest(loops, stores, nest.serial_reason)
-
-
 def upcast_with_tail(nest: LoopNest, pos: int, lanes: int) -> list[LoopNest]:
     """upcast_loop for any loop size: when `lanes` does not divide it, the first size - size % lanes
     iterations are tiled by `lanes` and the remainder becomes a second nest, unrolled whole."""
@@ -290,9 +281,9 @@ def upcast_with_tail(nest: LoopNest, pos: int, lanes: int) -> list[LoopNest]:
     if tail == 0:
         return [upcast_loop(nest, pos, lanes)]
     main_var = sym.loop_var(name, size - tail)
-    main = upcast_loop(_resize_loop(nest, pos, main_var, main_var), pos, lanes)
+    main = upcast_loop(resize_loop(nest, pos, main_var, main_var), pos, lanes)
     tail_var = sym.loop_var(name + "t", tail)
-    rest = _resize_loop(nest, pos, tail_var, sym.add(sym.const(size - tail), tail_var))
+    rest = resize_loop(nest, pos, tail_var, sym.add(sym.const(size - tail), tail_var))
     return [main, upcast_loop(rest, pos, tail)]
 
 
@@ -382,8 +373,8 @@ def block_row_loop(kernel: LoopKernel, choices: OptChoices = HEURISTIC) -> LoopK
         if tail:
             main_var = sym.loop_var(name, size - tail)
             tail_var = sym.loop_var(name + "t", tail)
-            nests.append(_block_rows(_resize_loop(nest, pos, main_var, main_var), block))
-            nests.append(_resize_loop(nest, pos, tail_var, sym.add(sym.const(size - tail), tail_var)))
+            nests.append(_block_rows(resize_loop(nest, pos, main_var, main_var), block))
+            nests.append(resize_loop(nest, pos, tail_var, sym.add(sym.const(size - tail), tail_var)))
         else:
             nests.append(_block_rows(nest, block))
         leftover = f", {tail} left over" if tail else ""

@@ -16,7 +16,7 @@ from lazytensor import symbolic as sym
 from lazytensor.graph import Node, toposort
 from lazytensor.ops import Op
 
-from lazytensor.codegen.kernel import Loop, LoopKernel, LoopNest, Store
+from lazytensor.codegen.kernel import LoopKernel, LoopNest, resize_loop
 
 MAX_PIECES = 27
 """Most nests one nest may be split into (3 pieces along each of 3 loops)."""
@@ -65,10 +65,7 @@ def _split(nest: LoopNest, pos: int, points: list[int]) -> list[LoopNest]:
     for i, (start, end) in enumerate(zip(edges, edges[1:])):
         var = sym.loop_var(f"{name}p{i}", end - start)
         value = sym.add(sym.const(start), var) if start else var
-        stores = tuple(Store(st.slot, *sym.substitute([st.index, st.value], {loop.var: value}),
-                             st.reduce_op, st.replace_op) for st in nest.stores)
-        loops = nest.loops[:pos] + (Loop(var, loop.parallel),) + nest.loops[pos + 1:]
-        pieces.append(LoopNest(loops, stores, nest.serial_reason, nest.disjoint_outer))
+        pieces.append(resize_loop(nest, pos, var, value))
     return pieces
 
 
