@@ -12,6 +12,10 @@ xmm + scalar pieces, and shuffled lanes with vpermd. This pass does that regroup
   same op over packed operands is that op on vectors; REDUCE_LOOPs over the same ranges become
   one vector accumulator.
 
+A run shorter than a register (the 10 outputs of a classifier layer, the last 8 lanes of a 24-wide
+tile) packs too, as a vector of the next power-of-two lanes whose loads and stores touch only the
+run's elements (render/c.py: masked loads and stores); its spare lanes compute values never stored.
+
 Comparisons and their logic pack as lane masks, selects and max as blends under them (a ReLU
 epilogue). Where an epilogue does not pack (erf, a cast), the REDUCE_LOOPs still do: the scalar
 epilogue reads their lanes (LANE nodes). Where nothing matches (a gathered load, a 16-bit float)
@@ -69,12 +73,20 @@ def lane(vector: Node, index: int) -> Node:
     return Node.make(Op.LANE, vector.dtype, (vector,), index, ())
 
 
-class _Packer:
-    """Matches tuples of scalar nodes (one per lane) to vector nodes, memoized. All float lanes of
-    one packer have one dtype (`element`); bools become masks as wide."""
+MIN_PARTIAL_LANES = 2
+"""Shortest run of consecutive stores packed into a vector narrower than a register."""
 
-    def __init__(self, lanes: int, element: dtypes.DType, lane_ranges: frozenset[Node]):
-        self.lanes = lanes
+
+def register_lanes(lanes: int) -> int:
+    """Lanes of the vector type that holds a run of `lanes` (GCC's vector sizes are powers of two)."""
+    return 1 << (lanes - 1).bit_length()
+
+
+class _Packer:
+    """Matches tuples of scalar nodes (one per lane) to vector nodes of as many lanes, memoized. All
+    float lanes of one packer have one dtype (`element`); bools become masks as wide."""
+
+    def __init__(self, element: dtypes.DType, lane_ranges: frozenset[Node]):
         self.element = element
         self.lane_ranges = lane_ranges
         self.memo: dict[tuple[Node, ...], Node | None] = {}
@@ -93,9 +105,10 @@ class _Packer:
 
     def _pack(self, nodes: tuple[Node, ...]) -> Node | None:
         first = nodes[0]
+        lanes = len(nodes)
         if all(n is first for n in nodes):
             if first.dtype.is_bool or first.dtype is self.element:
-                return broadcast(first, self.lanes)
+                return broadcast(first, lanes)
             return None
         if not self._packable_dtype(first):
             return None
@@ -105,7 +118,7 @@ class _Packer:
         if first.op is Op.LOAD:
             if len(first.srcs) != 1 or not _consecutive([n.srcs[0] for n in nodes]):
                 return None
-            return Node.make(Op.LOAD, first.dtype, (first.srcs[0],), first.arg, (self.lanes,))
+            return Node.make(Op.LOAD, first.dtype, (first.srcs[0],), first.arg, (lanes,))
         if first.op is Op.REDUCE_LOOP:
             reduce_op, ranges = first.arg
             if reduce_op is not Op.ADD or any(r in self.lane_ranges for r in ranges):
@@ -119,7 +132,7 @@ class _Packer:
             if packed is None:
                 return None
             srcs.append(packed)
-        return Node.make(first.op, first.dtype, tuple(srcs), first.arg, (self.lanes,))
+        return Node.make(first.op, first.dtype, tuple(srcs), first.arg, (lanes,))
 
     def lanes_of(self, nodes: tuple[Node, ...]) -> tuple[Node, ...]:
         """Scalar nodes equal to nodes[i], in which the tuples of REDUCE_LOOPs that pack are read
@@ -134,7 +147,7 @@ class _Packer:
         if first.op is Op.REDUCE_LOOP:
             packed = self.pack(nodes)
             if packed is not None and packed.op is Op.REDUCE_LOOP:
-                return tuple(lane(packed, i) for i in range(self.lanes))
+                return tuple(lane(packed, i) for i in range(len(nodes)))
             return nodes
         if not first.srcs or all(n is first for n in nodes) or any(
                 n.op is not first.op or len(n.srcs) != len(first.srcs) for n in nodes):
@@ -157,27 +170,58 @@ def _consecutive(indices: list[Node]) -> bool:
     return True
 
 
-def _runs(stores: tuple[Store, ...], lanes: int) -> tuple[list[list[Store]], list[Store]]:
-    """Stores grouped into runs of `lanes` consecutive elements of one buffer (lane order), and
-    the stores left over."""
+def _stretches(stores: tuple[Store, ...]) -> tuple[list[list[Store]], list[Store]]:
+    """Stores grouped into stretches of consecutive elements of one buffer (in element order), and
+    the stores with no neighbour."""
     by_base: dict[tuple, list[tuple[int, Store]]] = {}
     for st in stores:
         terms, const = sym._linear(st.index)
         key = (st.slot, tuple(sorted(terms.items(), key=lambda item: id(item[0]))))
         by_base.setdefault(key, []).append((const, st))
-    runs: list[list[Store]] = []
+    stretches: list[list[Store]] = []
     rest: list[Store] = []
     for members in by_base.values():
         members.sort(key=lambda item: item[0])
         i = 0
         while i < len(members):
-            window = members[i:i + lanes]
-            if len(window) == lanes and all(c == window[0][0] + k for k, (c, _) in enumerate(window)):
-                runs.append([st for _, st in window])
-                i += lanes
+            end = i + 1
+            while end < len(members) and members[end][0] == members[i][0] + (end - i):
+                end += 1
+            if end - i >= MIN_PARTIAL_LANES:
+                stretches.append([st for _, st in members[i:end]])
             else:
                 rest.append(members[i][1])
-                i += 1
+            i = end
+    return stretches, rest
+
+
+def _run_length(packer: _Packer, stretch: list[Store], lanes: int) -> int:
+    """How many lanes each run of the stretch takes: the longest first run (at most a register) whose
+    values pack, or whose reduces do. A tile 10 outputs wide stores its rows back to back: 80
+    consecutive elements that pack in runs of 10, not 16."""
+    for length in range(min(lanes, len(stretch)), MIN_PARTIAL_LANES - 1, -1):
+        values = tuple(st.value for st in stretch[:length])
+        packed = packer.pack(values)
+        if packed is not None and packed.op is not Op.EXPAND:
+            return length
+        if packer.lanes_of(values) != values:
+            return length
+    return min(lanes, len(stretch))
+
+
+def _runs(packer: _Packer, stores: tuple[Store, ...], lanes: int) -> tuple[list[list[Store]], list[Store]]:
+    """Stores grouped into runs of consecutive elements of one buffer (lane order), each stretch cut
+    into runs of its _run_length (the last one may be shorter), and the stores left over."""
+    stretches, rest = _stretches(stores)
+    runs: list[list[Store]] = []
+    for stretch in stretches:
+        length = _run_length(packer, stretch, lanes)
+        for start in range(0, len(stretch), length):
+            run = stretch[start:start + length]
+            if len(run) >= MIN_PARTIAL_LANES:
+                runs.append(run)
+            else:
+                rest += run
     return runs, rest
 
 
@@ -194,8 +238,8 @@ def vectorize_nest(nest: LoopNest, lane_ranges: frozenset[Node], unit: VectorUni
     lanes = vector_lanes(plain[0].value.dtype, unit)
     if lanes < 2 or any(st.value.dtype is not plain[0].value.dtype for st in plain):
         return nest, 0
-    runs, rest = _runs(nest.stores, lanes)
-    packer = _Packer(lanes, plain[0].value.dtype, lane_ranges)
+    packer = _Packer(plain[0].value.dtype, lane_ranges)
+    runs, rest = _runs(packer, nest.stores, lanes)
     stores: list[Store] = []
     count = 0
     for run in runs:
@@ -223,8 +267,8 @@ def vectorize_tiles(kernel: LoopKernel, choices=None) -> LoopKernel:
     for nest in kernel.nests:
         nest, count = vectorize_nest(nest, kernel.lane_ranges)
         if count:
-            lanes = vector_lanes(nest.stores[0].value.dtype)
-            notes.append(f"vectorize {count} runs of {lanes} lanes")
+            widths = sorted({st.value.shape[0] for st in nest.stores if st.value.shape}, reverse=True)
+            notes.append(f"vectorize {count} runs of {'/'.join(map(str, widths)) or 'scalar'} lanes")
             rolled |= {r for st in nest.stores for n in reduce_loops(st.value) if n.shape for r in n.arg[1]}
         nests.append(nest)
     # GCC's unroll pragma around vector code unrolls the lanes of the fma helper too (cunrolli runs

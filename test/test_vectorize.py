@@ -148,6 +148,60 @@ def test_direct_conv_over_16_wide_images_tiles_two_rows_of_vectors(monkeypatch):
     assert any(note.startswith("vectorize") for note in notes), notes
 
 
+PARTIAL = [(128, 512, 10), (9, 33, 24), (5, 7, 3), (20, 64, 10), (13, 40, 40), (1, 5, 10)]
+
+
+@pytest.mark.parametrize("m,k,n", PARTIAL)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_runs_shorter_than_a_register_are_bit_identical(m, k, n, dtype):
+    """Output rows narrower than a vector register (a 10-class output layer) or ending in a partial
+    register (24 = 16 + 8) pack as vectors whose loads and stores touch only the run's elements."""
+    rng = np.random.default_rng(m * n + k)
+    a = lt.tensor(rng.standard_normal((m, k)).astype(dtype))
+    b = lt.tensor(rng.standard_normal((k, n)).astype(dtype))
+    fast, slow, source = _both_variants(a @ b)
+    np.testing.assert_array_equal(fast, slow)
+    np.testing.assert_allclose((a @ b).numpy(), a.numpy() @ b.numpy(), rtol=1e-6, atol=1e-6)
+    lanes = vector_lanes(lt.dtypes.float32 if dtype == np.float32 else lt.dtypes.float64)
+    if n % lanes and n > 1:
+        assert "_load_part(" in source and "_store_part(" in source
+
+
+def test_partial_store_leaves_neighbours_alone():
+    """A 10-wide output written by 16-lane vectors: the elements after each run stay as they were
+    (the output of a slice of a bigger buffer would otherwise be overwritten)."""
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((24, 64)).astype(np.float32)
+    b = rng.standard_normal((64, 10)).astype(np.float32)
+    out = lt.tensor(np.full((24, 12), 7.0, np.float32))
+    out[:, 1:11] = lt.tensor(a) @ lt.tensor(b)
+    got = out.numpy()
+    np.testing.assert_allclose(got[:, 1:11], a @ b, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(got[:, [0, 11]], 7.0)
+
+
+def test_run_length_follows_the_tile_row_not_the_register():
+    """A tile 10 outputs wide stores its rows back to back; runs are cut at the rows (10 lanes)."""
+    from lazytensor import dtypes, symbolic as sym
+    from lazytensor.codegen.kernel import Store
+    from lazytensor.codegen.vectorize import _Packer, _runs
+    from lazytensor.graph import Node
+    from lazytensor.ops import Op
+    i = sym.loop_var("i", 8)
+
+    def load(slot, index):
+        return Node.make(Op.LOAD, dtypes.float32, (index,), slot)
+
+    stores = []
+    for row in range(4):
+        weight = load(2, sym.add(sym.mul(i, sym.const(4)), sym.const(row)))
+        for col in range(10):
+            value = Node.make(Op.MUL, dtypes.float32, (weight, load(1, sym.const(col))))
+            stores.append(Store(0, sym.add(sym.mul(i, sym.const(40)), sym.const(10 * row + col)), value))
+    runs, rest = _runs(_Packer(dtypes.float32, frozenset()), tuple(stores), 16)
+    assert [len(r) for r in runs] == [10, 10, 10, 10] and not rest
+
+
 def test_packer_matches_consecutive_loads_and_shared_values_only():
     from lazytensor import dtypes, symbolic as sym
     from lazytensor.codegen.vectorize import _Packer
@@ -160,7 +214,7 @@ def test_packer_matches_consecutive_loads_and_shared_values_only():
         return Node.make(Op.LOAD, dtypes.float32, (sym.add(base, sym.const(offset)),), slot)
 
     shared = load(2, 100)
-    packer = _Packer(4, dtypes.float32, frozenset())
+    packer = _Packer(dtypes.float32, frozenset())
     adjacent = packer.pack(tuple(Node.make(Op.MUL, dtypes.float32, (load(1, k), shared)) for k in range(4)))
     assert adjacent is not None and adjacent.shape == (4,)
     vector_load, broadcast = adjacent.srcs

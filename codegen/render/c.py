@@ -5,6 +5,7 @@ from collections import defaultdict
 
 from lazytensor.codegen.cpu_target import host_vector_unit
 from lazytensor.codegen.kernel import LoopKernel, LoopNest, Store, reduce_loops
+from lazytensor.codegen.vectorize import register_lanes
 from lazytensor.dtypes import DType
 from lazytensor.graph import Node
 from lazytensor.ops import Op
@@ -61,6 +62,7 @@ def vector_support(scalar: str, lanes: int) -> tuple[str, str]:
         source = [mask_source] + source + [
             f"static inline {name} {name}_load(const {scalar}* p) {{ {name} v; memcpy(&v, p, sizeof v); return v; }}",
             f"static inline void {name}_store({scalar}* p, {name} v) {{ memcpy(p, &v, sizeof v); }}",
+            *_partial_load_store(scalar, name, lanes, width),
             f"static inline {name} {name}_fma({name} a, {name} b, {name} c) {{",
             f"  {name} r;",
             f"  for (int i = 0; i < {lanes}; i++) r[i] = {fma}(a[i], b[i], c[i]);",
@@ -71,6 +73,27 @@ def vector_support(scalar: str, lanes: int) -> tuple[str, str]:
             "}",
             f"static inline {name} {name}_max({name} a, {name} b) {{ return {name}_select((a > b) | (a != a), a, b); }}"]
     return name, "\n".join(source)
+
+
+def _partial_load_store(scalar: str, name: str, lanes: int, width: int) -> list[str]:
+    """Source of {name}_load_part / {name}_store_part: the first n lanes from or to memory, the other
+    lanes of a load zero. A whole AVX-512 register uses a masked load or store (masked lanes never
+    touch memory); other vectors copy n elements through memcpy."""
+    intrinsic = {("float", 16): ("ps", "__mmask16", "__m512"),
+                 ("double", 8): ("pd", "__mmask8", "__m512d")}.get((scalar, lanes))
+    load = f"  {name} v = {{0}}; memcpy(&v, p, (size_t)n * {width}); return v;"
+    store = f"  memcpy(p, &v, (size_t)n * {width});"
+    if intrinsic is not None:
+        suffix, mask, register = intrinsic
+        load = (f"#if defined(__AVX512F__)\n  return ({name})_mm512_maskz_loadu_{suffix}(({mask})((1u << n) - 1u), p);\n"
+                f"#else\n{load}\n#endif")
+        store = (f"#if defined(__AVX512F__)\n  _mm512_mask_storeu_{suffix}(p, ({mask})((1u << n) - 1u), ({register})v);\n"
+                 f"#else\n{store}\n#endif")
+    helpers = [f"static inline {name} {name}_load_part(const {scalar}* p, int n) {{\n{load}\n}}",
+               f"static inline void {name}_store_part({scalar}* p, {name} v, int n) {{\n{store}\n}}"]
+    if intrinsic is not None:
+        helpers.insert(0, "#if defined(__AVX512F__)\n#include <immintrin.h>\n#endif")
+    return helpers
 
 
 class CRenderer(CStyleRenderer):
@@ -101,13 +124,13 @@ class CRenderer(CStyleRenderer):
     def vector_type(self, n: Node) -> str:
         """The GCC vector type of vector node n (its helpers are added to the kernel's source); a
         bool vector is a lane mask, integers as wide as the float lanes of the host's registers."""
-        lanes = n.shape[0]
+        lanes = register_lanes(n.shape[0])
         if not n.dtype.is_bool:
             name, source = vector_support(self.type_name(n.dtype), lanes)
             self.extra_helpers.setdefault(name, source)
             return name
-        # a mask: declared by the source of the float vectors it selects between
-        mask_scalar = MASK_SCALARS[host_vector_unit().width_bytes // lanes]
+        # a mask: as wide as the float lanes it selects between, and declared by their source
+        mask_scalar = MASK_SCALARS[self.vector_element_size]
         float_name, source = vector_support({"int": "float", "long long": "double"}[mask_scalar], lanes)
         self.extra_helpers.setdefault(float_name, source)
         return vector_support(mask_scalar, lanes)[0]
@@ -118,6 +141,9 @@ class CRenderer(CStyleRenderer):
     def prepare_nest(self, nest: LoopNest) -> None:
         super().prepare_nest(nest)
         vectors = [n for n in self.nodes if n.shape]
+        floats = {n.dtype.itemsize for n in vectors if n.dtype.is_float}
+        assert len(floats) <= 1, f"one nest's vectors mix float widths: {sorted(floats)}"
+        self.vector_element_size = floats.pop() if floats else 4
         broadcasts = [n for n in vectors if n.op is Op.EXPAND]
         live = sum(1 for n in vectors if n.op in (Op.REDUCE_LOOP, Op.EXPAND, Op.LOAD))
         self.inline_broadcasts = live > host_vector_unit().registers
@@ -151,6 +177,8 @@ class CRenderer(CStyleRenderer):
         vt = self.vector_type(n)
         s = [self.ref(x) for x in n.srcs]
         if n.op is Op.LOAD:
+            if n.shape[0] < register_lanes(n.shape[0]):
+                return f"{vt}_load_part(&b{n.arg}[{s[0]}], {n.shape[0]})"
             return f"{vt}_load(&b{n.arg}[{s[0]}])"
         if n.op is Op.EXPAND:
             return f"{vt}_broadcast(-(int)({s[0]}))" if n.dtype.is_bool else f"{vt}_broadcast({s[0]})"
@@ -163,6 +191,9 @@ class CRenderer(CStyleRenderer):
     def render_store(self, kernel: LoopKernel, st: Store) -> str:
         if st.value.shape:
             target = f"&b{st.slot}[{self.ref(st.index)}]"
+            lanes = st.value.shape[0]
+            if lanes < register_lanes(lanes):
+                return f"{self.vector_type(st.value)}_store_part({target}, {self.ref(st.value)}, {lanes});"
             return f"{self.vector_type(st.value)}_store({target}, {self.ref(st.value)});"
         return super().render_store(kernel, st)
 
