@@ -297,6 +297,10 @@ def window(x: Node, dim: int, size: int, step: int, dilation: int = 1) -> Node:
 
 
 def contiguous(x: Node) -> Node:
+    """A kernel boundary around x (x itself when it is one already: a boundary inside a boundary
+    would leave the inner one with no kernel of its own)."""
+    if x.op is Op.CONTIGUOUS:
+        return x
     return Node.make(Op.CONTIGUOUS, x.dtype, (x,), None, x.shape)
 
 

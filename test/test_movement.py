@@ -429,3 +429,17 @@ def test_lowering_a_deep_graph_does_not_recurse():
     items = [item for item in y.schedule() if item.kind == "kernel"]
     kernel = lower_kernel(items[-1].ast)
     assert len(kernel.nests) == 1 and len(kernel.nests[0].stores) == 1
+
+
+def test_contiguous_of_contiguous_and_clone_of_a_lazy_value():
+    """contiguous() twice (torch returns self the second time) and clone() of a lazy contiguous value
+    realize; a boundary inside a boundary used to fail with 'cannot lower CONTIGUOUS inside a kernel'."""
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    x = lt.tensor(a) + 1
+    np.testing.assert_array_equal(x.contiguous().contiguous().numpy(), a + 1)
+    np.testing.assert_array_equal(x.contiguous().clone().numpy(), a + 1)
+    np.testing.assert_array_equal(x.T.contiguous().contiguous().numpy(), (a + 1).T)
+    padded = lt.nn.functional.pad(lt.tensor(a)[None, None], (1, 1, 1, 1)).contiguous()
+    out = lt.nn.functional.conv2d(padded, lt.ones(1, 1, 3, 3))
+    want = F.conv2d(torch.tensor(a)[None, None], torch.ones(1, 1, 3, 3), padding=1)
+    np.testing.assert_allclose(out.numpy(), want.numpy(), rtol=1e-6)
