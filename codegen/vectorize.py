@@ -110,15 +110,18 @@ class _Packer:
             if first.dtype.is_bool or first.dtype is self.element:
                 return broadcast(first, lanes)
             return None
+        if first.op is Op.LOAD and first.dtype is self.element and all(
+                n.op is Op.LOAD and len(n.srcs) == 1 and n.arg == first.arg and n.dtype is first.dtype
+                for n in nodes) and _consecutive([n.srcs[0] for n in nodes]):
+            return Node.make(Op.LOAD, first.dtype, (first.srcs[0],), first.arg, (lanes,))
+        masked = self._masked_load(nodes)
+        if masked is not None or first.op in (Op.LOAD, Op.CONST):
+            return masked
         if not self._packable_dtype(first):
             return None
         if any(n.op is not first.op or n.dtype is not first.dtype or n.arg != first.arg
                or len(n.srcs) != len(first.srcs) for n in nodes):
             return None
-        if first.op is Op.LOAD:
-            if len(first.srcs) != 1 or not _consecutive([n.srcs[0] for n in nodes]):
-                return None
-            return Node.make(Op.LOAD, first.dtype, (first.srcs[0],), first.arg, (lanes,))
         if first.op is Op.REDUCE_LOOP:
             reduce_op, ranges = first.arg
             if reduce_op is not Op.ADD or any(r in self.lane_ranges for r in ranges):
@@ -133,6 +136,44 @@ class _Packer:
                 return None
             srcs.append(packed)
         return Node.make(first.op, first.dtype, tuple(srcs), first.arg, (lanes,))
+
+    def _masked_load(self, nodes: tuple[Node, ...]) -> Node | None:
+        """Lanes that load consecutive elements of one buffer, some of them under an index gate (a
+        padded view: a gated LOAD, or `gate ? load : 0`) or folded to zero where the gate never holds,
+        as one vector load under a lane mask: LOAD(srcs (first lane's index, mask bits)), bit l set
+        where lane l reads memory. The bits are an index expression, one product per distinct gate
+        (at most MAX_MASK_GATES), so a conv's padded borders cost a few scalar ops per load instead
+        of a stored copy of the padded input."""
+        if any(n.dtype is not self.element for n in nodes):
+            return None
+        forms = [_gated_load(n) for n in nodes]
+        if any(form is None for form in forms):
+            return None
+        loads = [(lane, load, gate) for lane, (load, gate) in enumerate(forms) if load is not None]
+        if not loads:
+            return None
+        first_lane, first, _ = loads[0]
+        slot = first.arg
+        base = sym.add(first.srcs[0], sym.const(-first_lane)) if first_lane else first.srcs[0]
+        terms0, const0 = sym._linear(base)
+        always = 0
+        gated: dict[Node, int] = {}
+        for lane, load, gate in loads:
+            terms, const = sym._linear(load.srcs[0])
+            if load.arg != slot or terms != terms0 or const != const0 + lane:
+                return None
+            if gate is None:
+                always |= 1 << lane
+            else:
+                gated[gate] = gated.get(gate, 0) | 1 << lane
+        if not gated and len(loads) == len(nodes) or len(gated) > MAX_MASK_GATES:
+            return None
+        bits = sym.const(always)
+        for gate, lanes_bits in gated.items():
+            # (long long)gate * bits: no branch (GCC made `gate ? bits : 0` a jump per load)
+            chosen = Node.make(Op.CAST, sym.INDEX, (gate,), None, ())
+            bits = sym.add(bits, sym.mul(chosen, sym.const(lanes_bits)))
+        return Node.make(Op.LOAD, self.element, (base, bits), slot, (len(nodes),))
 
     def lanes_of(self, nodes: tuple[Node, ...]) -> tuple[Node, ...]:
         """Scalar nodes equal to nodes[i], in which the tuples of REDUCE_LOOPs that pack are read
@@ -158,6 +199,31 @@ class _Packer:
             srcs = tuple(column[i] for column in columns)
             out.append(n if srcs == n.srcs else Node.make(n.op, n.dtype, srcs, n.arg, n.shape))
         return tuple(out)
+
+
+MAX_MASK_GATES = 4
+"""Most distinct gates one masked vector load combines (a padded row's left and right borders and the
+row's own gate; lanes each gated by their own value are a select, not a padded read)."""
+
+
+def _gated_load(n: Node) -> tuple[Node | None, Node | None] | None:
+    """A lane of a padded read as (load without gate, index gate or None): a plain LOAD, a gated LOAD,
+    `gate ? LOAD : 0`; (None, None) for a zero (a lane whose gate never holds); None otherwise. Gates
+    must compare indices only (no loaded values)."""
+    if n.op is Op.CONST:
+        return (None, None) if n.arg == 0 else None
+    gate = None
+    if n.op is Op.WHERE and n.srcs[2].op is Op.CONST and n.srcs[2].arg == 0 and n.srcs[1].op is Op.LOAD:
+        gate, n = n.srcs[0], n.srcs[1]
+    if n.op is not Op.LOAD:
+        return None
+    if len(n.srcs) == 2:
+        inner = n.srcs[1]
+        gate = inner if gate is None or gate is inner else Node.make(Op.AND, inner.dtype, (gate, inner))
+        n = Node.make(Op.LOAD, n.dtype, (n.srcs[0],), n.arg, n.shape)
+    if gate is not None and any(m.op is Op.LOAD for m in toposort([gate])):
+        return None
+    return n, gate
 
 
 def _consecutive(indices: list[Node]) -> bool:

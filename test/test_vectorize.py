@@ -225,3 +225,35 @@ def test_packer_matches_consecutive_loads_and_shared_values_only():
     mixed = (Node.make(Op.ADD, dtypes.float32, (load(1, 0), shared)),) + tuple(
         Node.make(Op.MUL, dtypes.float32, (load(1, k), shared)) for k in range(1, 4))
     assert packer.pack(mixed) is None                                                # different ops
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_padded_reads_pack_as_masked_vector_loads(dtype):
+    """A convolution that reads its zero padding through gates (no padded copy), with the gated
+    loop left whole (as when peeling would split it into too many pieces): the border lanes of each
+    row load under a lane mask and give the scalar tile's bits (the timer's random inputs); the
+    pipeline's own result is torch's conv."""
+    import torch
+    from lazytensor.codegen import opt
+    rng = np.random.default_rng(3)
+    x_np = rng.standard_normal((2, 3, 5, 2 * vector_lanes(lt.dtypes.float32))).astype(dtype)
+    w_np = rng.standard_normal((4, 3, 3, 3)).astype(dtype)
+    x, w = lt.tensor(x_np), lt.tensor(w_np)
+    windows = F.pad(x, (1, 1, 1, 1)).unfold(2, 3, 1).unfold(3, 3, 1)          # (2, 3, 5, W, 3, 3)
+    out = (windows[:, None] * w[None, :, :, None, None]).sum((2, 5, 6))        # (2, 4, 5, W)
+    kernel = _reduce_kernel(out)
+
+    def without_peeling(choices):
+        k = kernel
+        for p in opt.PASSES:
+            if p is not opt.peel_gated_borders:
+                k = p(k, choices)
+        return k
+    timer = _Timer(kernel)
+    vectorized = without_peeling(HEURISTIC)
+    _, fast = timer.run(vectorized)
+    _, slow = timer.run(without_peeling(SCALAR))
+    assert "_load_mask(" in _render(vectorized)
+    np.testing.assert_array_equal(fast, slow)
+    want = torch.nn.functional.conv2d(torch.tensor(x_np), torch.tensor(w_np), padding=1).numpy()
+    np.testing.assert_allclose(out.numpy(), want, rtol=1e-5, atol=1e-5)

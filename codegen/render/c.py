@@ -77,8 +77,9 @@ def vector_support(scalar: str, lanes: int) -> tuple[str, str]:
 
 def _partial_load_store(scalar: str, name: str, lanes: int, width: int) -> list[str]:
     """Source of {name}_load_part / {name}_store_part: the first n lanes from or to memory, the other
-    lanes of a load zero. A whole AVX-512 register uses a masked load or store (masked lanes never
-    touch memory); other vectors copy n elements through memcpy."""
+    lanes of a load zero; and {name}_load_mask: the lanes whose bit is set, the others zero (a padded
+    view's borders). A whole AVX-512 register uses masked loads and stores (masked lanes never touch
+    memory, so the address of a border lane may lie outside the buffer); other vectors copy lane by lane."""
     intrinsic = {("float", 16): ("ps", "__mmask16", "__m512"),
                  ("double", 8): ("pd", "__mmask8", "__m512d")}.get((scalar, lanes))
     load = f"  {name} v = {{0}}; memcpy(&v, p, (size_t)n * {width}); return v;"
@@ -89,7 +90,12 @@ def _partial_load_store(scalar: str, name: str, lanes: int, width: int) -> list[
                 f"#else\n{load}\n#endif")
         store = (f"#if defined(__AVX512F__)\n  _mm512_mask_storeu_{suffix}(p, ({mask})((1u << n) - 1u), ({register})v);\n"
                  f"#else\n{store}\n#endif")
+    masked = f"  {name} v = {{0}};\n  for (int i = 0; i < {lanes}; i++) if ((bits >> i) & 1u) v[i] = p[i];\n  return v;"
+    if intrinsic is not None:
+        masked = (f"#if defined(__AVX512F__)\n  return ({name})_mm512_maskz_loadu_{suffix}(({mask})bits, p);\n"
+                  f"#else\n{masked}\n#endif")
     helpers = [f"static inline {name} {name}_load_part(const {scalar}* p, int n) {{\n{load}\n}}",
+               f"static inline {name} {name}_load_mask(const {scalar}* p, unsigned int bits) {{\n{masked}\n}}",
                f"static inline void {name}_store_part({scalar}* p, {name} v, int n) {{\n{store}\n}}"]
     if intrinsic is not None:
         helpers.insert(0, "#if defined(__AVX512F__)\n#include <immintrin.h>\n#endif")
@@ -177,6 +183,8 @@ class CRenderer(CStyleRenderer):
         vt = self.vector_type(n)
         s = [self.ref(x) for x in n.srcs]
         if n.op is Op.LOAD:
+            if len(n.srcs) == 2:    # a lane mask's bits (codegen/vectorize.py _masked_load)
+                return f"{vt}_load_mask(&b{n.arg}[{s[0]}], (unsigned int)({s[1]}))"
             if n.shape[0] < register_lanes(n.shape[0]):
                 return f"{vt}_load_part(&b{n.arg}[{s[0]}], {n.shape[0]})"
             return f"{vt}_load(&b{n.arg}[{s[0]}])"
