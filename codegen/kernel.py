@@ -63,6 +63,9 @@ class LoopNest:
     disjoint_outer: bool = False   # despite serial_reason, the outermost loop's iterations write
                                    # disjoint targets (a scatter's non-indexed axis): it may be parallel
     body_stores: tuple[BodyStore, ...] = ()
+    joins_previous: bool = False   # a piece of the same nest as the previous one (codegen/peel.py), with
+                                   # the same outermost loop: it may run inside that loop, after the
+                                   # previous piece (pieces write disjoint elements and read none of them)
 
     def with_loops(self, loops: tuple[Loop, ...]) -> "LoopNest":
         return replace(self, loops=loops)
@@ -82,6 +85,33 @@ class LoopKernel:
     @property
     def output(self) -> BufferSlot:
         return self.buffers[0]
+
+
+def outer_loop_groups(nests: tuple[LoopNest, ...]) -> list[list[LoopNest]]:
+    """The nests in order, grouped where a nest joins the previous one's outermost loop (same loop
+    variable and parallel mark): each group renders as one outer loop around its members' inner loops,
+    so a padded copy's border pieces share the interior's parallel loop instead of each sweeping the
+    whole output on one thread."""
+    groups: list[list[LoopNest]] = []
+    for nest in nests:
+        previous = groups[-1][-1] if groups else None
+        if nest.joins_previous and previous is not None and previous.loops and nest.loops \
+                and previous.loops[0] == nest.loops[0]:
+            groups[-1].append(nest)
+        else:
+            groups.append([nest])
+    return groups
+
+
+def shared_loop_depth(group: list[LoopNest]) -> int:
+    """How many outer loops every nest of a group has in common (at least 1 for a real group)."""
+    depth = min(len(nest.loops) for nest in group)
+    for nest in group[1:]:
+        k = 0
+        while k < depth and nest.loops[k] == group[0].loops[k]:
+            k += 1
+        depth = k
+    return depth
 
 
 def reduce_loops(value: Node) -> list[Node]:

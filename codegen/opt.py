@@ -14,7 +14,7 @@ from lazytensor.ops import Op
 
 from lazytensor.codegen.cpu_target import (L1_WAYS, VectorUnit, host_vector_unit, rows_share_l1_sets,
                                            tile_row_bytes, tile_rows)
-from lazytensor.codegen.kernel import Loop, LoopKernel, LoopNest, Store, resize_loop
+from lazytensor.codegen.kernel import Loop, LoopKernel, LoopNest, Store, outer_loop_groups, resize_loop
 from lazytensor.codegen.peel import peel_gated_borders
 from lazytensor.codegen.transpose_tiles import tile_transposed_copies
 from lazytensor.codegen.vectorize import VECTOR_DTYPES, packs_whole, vector_lanes, vectorize_tiles
@@ -66,13 +66,15 @@ def parallelize_outer_loop(kernel: LoopKernel, choices: OptChoices = HEURISTIC) 
         return kernel
     nests = []
     notes = list(kernel.notes)
-    for nest in kernel.nests:
-        free = not nest.serial_reason or nest.disjoint_outer
-        if nest.loops and free and nest_work(nest) >= PARALLEL_MIN_WORK:
-            loops = (replace(nest.loops[0], parallel=True),) + nest.loops[1:]
-            nest = nest.with_loops(loops)
-            notes.append(f"parallel over {nest.loops[0].var.arg[0]} ({nest.loops[0].size})")
-        nests.append(nest)
+    for group in outer_loop_groups(kernel.nests):   # pieces sharing an outer loop share its threads
+        free = all(not nest.serial_reason or nest.disjoint_outer for nest in group)
+        if group[0].loops and free and sum(nest_work(nest) for nest in group) >= PARALLEL_MIN_WORK:
+            group = [nest.with_loops((replace(nest.loops[0], parallel=True),) + nest.loops[1:])
+                     for nest in group]
+            loop = group[0].loops[0]
+            shared = f", {len(group)} pieces" if len(group) > 1 else ""
+            notes.append(f"parallel over {loop.var.arg[0]} ({loop.size}){shared}")
+        nests += group
     return replace(kernel, nests=tuple(nests), notes=tuple(notes))
 
 

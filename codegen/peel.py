@@ -93,6 +93,8 @@ def peel_nest(nest: LoopNest) -> tuple[list[LoopNest], list[str]]:
     nests = [nest]
     for pos, points in cuts:
         nests = [piece for n in nests for piece in _split(n, pos, points)]
+    if cuts[0][0] > 0:    # the outermost loop is whole in every piece: they may share it
+        nests = nests[:1] + [replace(piece, joins_previous=True) for piece in nests[1:]]
     notes = [f"peel {nest.loops[pos].var.arg[0]} ({nest.loops[pos].size}) at {points}"
              for pos, points in cuts]
     return nests, notes

@@ -90,3 +90,21 @@ def test_scatters_are_not_peeled():
     kernel = lower_kernel(item.ast)
     assert peel_gated_borders(kernel).nests == kernel.nests
     np.testing.assert_array_equal(out.numpy(), np.bincount([0, 3, 3, 9], minlength=10).astype(np.float32))
+
+
+def test_pieces_share_their_outer_loops_in_one_parallel_region():
+    """The pieces of a peeled pad keep the loops no gate splits (batch, channel) in common: they render
+    inside one outer loop, parallel as a whole, instead of each border piece sweeping the output on one
+    thread; every element is still stored once with NumPy's value."""
+    from lazytensor.beam import _render
+    from lazytensor.codegen.kernel import outer_loop_groups, shared_loop_depth
+    a = np.random.default_rng(0).standard_normal((32, 32, 16, 16)).astype(np.float32)
+    (item,) = F.pad(lt.tensor(a), (1, 1, 1, 1)).contiguous().schedule()
+    kernel = optimize(lower_kernel(item.ast))
+    groups = outer_loop_groups(kernel.nests)
+    assert len(groups) == 1 and len(groups[0]) == 9 and shared_loop_depth(groups[0]) == 2
+    assert all(nest.loops[0].parallel for nest in kernel.nests)
+    source = _render(kernel)
+    assert source.count("#pragma omp parallel") == 1
+    got = F.pad(lt.tensor(a), (1, 1, 1, 1)).numpy()
+    np.testing.assert_array_equal(got, np.pad(a, ((0, 0), (0, 0), (1, 1), (1, 1))))

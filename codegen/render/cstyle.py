@@ -17,7 +17,7 @@ from lazytensor.dtypes import DType
 from lazytensor.graph import Node, toposort
 from lazytensor.ops import Op
 
-from lazytensor.codegen.kernel import LoopKernel, LoopNest, Store
+from lazytensor.codegen.kernel import LoopKernel, LoopNest, Store, outer_loop_groups, shared_loop_depth
 
 HALF_TYPES = (dtypes.float16, dtypes.bfloat16)
 
@@ -171,18 +171,39 @@ class CStyleRenderer:
         self.param_decls = ", ".join(params)
         self.param_names = ", ".join([f"b{slot}" for slot in range(len(kernel.buffers))] + ["err"])
         body: list[str] = []
-        for index, nest in enumerate(kernel.nests):
-            lines = self.render_nest(kernel, nest)
+        index = 0
+        for group in outer_loop_groups(kernel.nests):
+            nest = group[0]
+            lines = self.render_nest(kernel, nest) if len(group) == 1 else self.render_group(kernel, group)
             if self.outline_parallel_body and nest.loops and nest.loops[0].parallel:
                 lines = self.outline_body(lines, nest, index)
             if not nest.loops and len(kernel.nests) > 1:
                 lines = ["  {"] + ["  " + line for line in lines] + ["  }"]   # its names are its own
             body += lines
+            index += len(group)
         helpers = [self.helper_source(h) for h in helpers_in_order(self.helpers_used)]
         helpers += list(self.extra_helpers.values())
         head = self.preamble() + helpers
         signature = f"{self.kernel_prefix}void {name}({', '.join(params)})"
         return "\n".join(head + [signature + " {"] + body + ["}", ""])
+
+    def render_group(self, kernel: LoopKernel, group: list[LoopNest]) -> list[str]:
+        """Nests sharing their outer loops (kernel.outer_loop_groups, shared_loop_depth): those loops
+        once, around each member's other loops in turn (each in a block of its own: its names are its own)."""
+        depth = shared_loop_depth(group)
+        pragma = self.loop_pragma(group[0], 0)
+        lines = ["  " + pragma] if pragma else []
+        indent = "  "
+        for loop in group[0].loops[:depth]:
+            v = loop.var.arg[0]
+            lines.append(f"{indent}for ({self.index_type} {v} = 0; {v} < {loop.size}; {v}++) {{")
+            indent += "  "
+        for member in group:
+            inner = self.render_nest(kernel, member.with_loops(member.loops[depth:]))
+            lines += [indent + "{"] + [indent + line for line in inner] + [indent + "}"]
+        for k in range(depth):
+            lines.append("  " * (depth - k) + "}")
+        return lines
 
     def render_nest(self, kernel: LoopKernel, nest: LoopNest) -> list[str]:
         self.prepare_nest(nest)
