@@ -59,14 +59,14 @@ def vector_support(scalar: str, lanes: int) -> tuple[str, str]:
     if scalar in ("float", "double"):
         fma = "__builtin_fmaf" if scalar == "float" else "__builtin_fma"
         mask, mask_source = vector_support(MASK_SCALARS[width], lanes)
+        if (scalar, lanes) in AVX512_REGISTERS:
+            source.insert(0, "#if defined(__AVX512F__)\n#include <immintrin.h>\n#endif")
         source = [mask_source] + source + [
             f"static inline {name} {name}_load(const {scalar}* p) {{ {name} v; memcpy(&v, p, sizeof v); return v; }}",
             f"static inline void {name}_store({scalar}* p, {name} v) {{ memcpy(p, &v, sizeof v); }}",
             *_partial_load_store(scalar, name, lanes, width),
             f"static inline {name} {name}_fma({name} a, {name} b, {name} c) {{",
-            f"  {name} r;",
-            f"  for (int i = 0; i < {lanes}; i++) r[i] = {fma}(a[i], b[i], c[i]);",
-            "  return r;",
+            *_fma_body(scalar, name, lanes, width, fma),
             "}",
             f"static inline {name} {name}_select({mask} m, {name} a, {name} b) {{",
             f"  return ({name})((({mask})a & m) | (({mask})b & ~m));",
@@ -75,13 +75,32 @@ def vector_support(scalar: str, lanes: int) -> tuple[str, str]:
     return name, "\n".join(source)
 
 
+AVX512_REGISTERS = {("float", 16): ("ps", "__mmask16", "__m512"), ("double", 8): ("pd", "__mmask8", "__m512d")}
+"""Vector types that fill an AVX-512 register: (intrinsic suffix, mask type, register type)."""
+
+
+def _fma_body(scalar: str, name: str, lanes: int, width: int, fma: str) -> list[str]:
+    """The multiply-add helper's body: one intrinsic for a whole AVX-512 register, else fmaf per lane
+    (GCC makes that loop one vector FMA too, but its unroller, run first, takes the loop apart when the
+    helper sits in a loop under an unroll pragma: codegen/vectorize.py keeps those pragmas only for
+    the intrinsic). Both round once per lane: the same bits."""
+    per_lane = [f"  {name} r;", f"  for (int i = 0; i < {lanes}; i++) r[i] = {fma}(a[i], b[i], c[i]);",
+                "  return r;"]
+    register = AVX512_REGISTERS.get((scalar, lanes))
+    if register is None:
+        return per_lane
+    suffix, _, reg = register
+    return ["#if defined(__AVX512F__)",
+            f"  return ({name})_mm512_fmadd_{suffix}(({reg})a, ({reg})b, ({reg})c);",
+            "#else", *per_lane, "#endif"]
+
+
 def _partial_load_store(scalar: str, name: str, lanes: int, width: int) -> list[str]:
     """Source of {name}_load_part / {name}_store_part: the first n lanes from or to memory, the other
     lanes of a load zero; and {name}_load_mask: the lanes whose bit is set, the others zero (a padded
     view's borders). A whole AVX-512 register uses masked loads and stores (masked lanes never touch
     memory, so the address of a border lane may lie outside the buffer); other vectors copy lane by lane."""
-    intrinsic = {("float", 16): ("ps", "__mmask16", "__m512"),
-                 ("double", 8): ("pd", "__mmask8", "__m512d")}.get((scalar, lanes))
+    intrinsic = AVX512_REGISTERS.get((scalar, lanes))
     load = f"  {name} v = {{0}}; memcpy(&v, p, (size_t)n * {width}); return v;"
     store = f"  memcpy(p, &v, (size_t)n * {width});"
     if intrinsic is not None:
@@ -97,8 +116,6 @@ def _partial_load_store(scalar: str, name: str, lanes: int, width: int) -> list[
     helpers = [f"static inline {name} {name}_load_part(const {scalar}* p, int n) {{\n{load}\n}}",
                f"static inline {name} {name}_load_mask(const {scalar}* p, unsigned int bits) {{\n{masked}\n}}",
                f"static inline void {name}_store_part({scalar}* p, {name} v, int n) {{\n{store}\n}}"]
-    if intrinsic is not None:
-        helpers.insert(0, "#if defined(__AVX512F__)\n#include <immintrin.h>\n#endif")
     return helpers
 
 
