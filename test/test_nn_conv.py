@@ -406,3 +406,19 @@ def test_no_gradient_rule_recorded_without_grad():
 def _nodes_under(t: lt.Tensor) -> list:
     from lazytensor import graph
     return graph.toposort([t.node])
+
+
+@pytest.mark.parametrize("groups,stride,dilation", [(1, (1, 1), (1, 1)), (2, (2, 1), (1, 2))])
+def test_direct_conv_graph_is_what_the_tensor_ops_record(groups, stride, dilation):
+    """nn/conv.py builds the direct layout's graph from nodes (no per-op checks); it must be the very
+    graph the tensor ops record (hash-consed: the same node), so schedules and caches are shared."""
+    from lazytensor.nn import conv as conv_module
+    rng = np.random.default_rng(0)
+    x = lt.tensor(rng.standard_normal((2, 4, 18, 17)).astype(np.float32))
+    w = lt.tensor(rng.standard_normal((6, 4 // groups, 3, 3)).astype(np.float32))
+    node = conv_module._direct_conv_node(x.node, w.node, (3, 3), stride, dilation, groups)
+    win = conv_module.sliding_windows(x, (3, 3), stride, dilation)
+    outs = tuple(win.shape[2:4])
+    win = win.reshape((2, groups, 4 // groups) + outs + (3, 3)).permute([0, 1, 3, 4, 2, 5, 6]).unsqueeze(2)
+    ww = w.reshape((1, groups, 6 // groups, 1, 1, 4 // groups, 3, 3))
+    assert ((win * ww).sum((5, 6, 7)).reshape((2, 6) + outs)).node is node

@@ -33,6 +33,7 @@ import math
 from typing import Any, Iterator, Sequence
 
 from lazytensor import dtypes
+from lazytensor import graph as g
 from lazytensor.autograd import GradMode, define_gradient, needs_grad
 from lazytensor.graph import Node
 from lazytensor.nn import init
@@ -279,8 +280,8 @@ def _conv_weight_grad(grad: Tensor, x: Tensor, kernel: tuple[int, ...], strides:
     # (N, G, 1, *out, C_in/G, *k) · (N, G, C_out/G, *out, 1, *1), summed over (N, *out)
     win = win.reshape((batch, groups, c_in_group) + outs + kernel)
     win = win.permute([0, 1] + list(range(3, 3 + n)) + [2] + list(range(3 + n, 3 + 2 * n))).unsqueeze(2)
-    g = grad.reshape((batch, groups, c_out // groups) + outs + (1,) * (n + 1))
-    out = (win * g).sum((0,) + tuple(range(3, 3 + n)))                # (G, C_out/G, C_in/G, *k)
+    per_out = grad.reshape((batch, groups, c_out // groups) + outs + (1,) * (n + 1))
+    out = (win * per_out).sum((0,) + tuple(range(3, 3 + n)))          # (G, C_out/G, C_in/G, *k)
     return out.reshape((c_out, c_in_group) + kernel)
 
 
@@ -299,11 +300,11 @@ def _conv_weight_grad_channels_last(grad: Tensor, x: Tensor, kernel: tuple[int, 
         x = x.unfold(1 + j, k, s, d)                                  # (N, *out, G, C/G, *k)
     # (N, *out, G, 1, *k, C/G) · (N, *out, G, C_out/G, *1, 1), summed over (N, *out)
     win = x.permute(list(range(2 + n)) + list(range(3 + n, 3 + 2 * n)) + [2 + n]).unsqueeze(2 + n)
-    g = grad.reshape((batch, groups, c_out // groups) + outs)
-    g = g.permute([0] + list(range(3, 3 + n)) + [1, 2]).reshape((batch,) + outs + (groups, c_out // groups)
-                                                                  + (1,) * (n + 1))
+    per_out = grad.reshape((batch, groups, c_out // groups) + outs)
+    per_out = per_out.permute([0] + list(range(3, 3 + n)) + [1, 2]).reshape(
+        (batch,) + outs + (groups, c_out // groups) + (1,) * (n + 1))
     # stored as summed (input channels on the vector lanes of the stores too), then a small transpose
-    out = (win * g).sum(tuple(range(1 + n))).contiguous()            # (G, C_out/G, *k, C/G)
+    out = (win * per_out).sum(tuple(range(1 + n))).contiguous()      # (G, C_out/G, *k, C/G)
     out = out.permute([0, 1, 2 + n] + list(range(2, 2 + n)))
     return out.reshape((c_out, c_in_group) + kernel)
 
@@ -336,6 +337,30 @@ def _define_conv_gradient(out: Tensor, x: Tensor, padded_x: Tensor, weight: Tens
         return grad_x, grad_w
 
     define_gradient(out.node, (x_node, w_node), rule)
+
+
+def _direct_conv_node(x: Node, weight: Node, kernel: tuple[int, ...], strides: Sequence[int],
+                      dilations: Sequence[int], groups: int) -> Node:
+    """The direct layout's graph for padded x (N, C_in, *in) and weight (C_out, C_in/G, *k) → (N, C_out,
+    *out): window views of x times the weight, summed over (C_in/G, *k). Built from graph nodes, the
+    nodes the equivalent tensor ops (unfold, reshape, permute, unsqueeze, mul, sum) record, without
+    their per-op argument checks and tensor wrappers (a third of a small conv's time went to them)."""
+    n = len(kernel)
+    batch, c_out, c_in_group = x.shape[0], weight.shape[0], weight.shape[1]
+    for j, (k, s, d) in enumerate(zip(kernel, strides, dilations)):
+        x = g.window(x, 2 + j, k, s, d)                                   # (N, C_in, *out, *k)
+    outs = tuple(x.shape[2:2 + n])
+    # (N, G, 1, *out, C_in/G, *k) · (1, G, C_out/G, *1, C_in/G, *k), summed over (C_in/G, *k)
+    x = g.reshape(x, (batch, groups, c_in_group) + outs + kernel)
+    x = g.permute(x, (0, 1) + tuple(range(3, 3 + n)) + (2,) + tuple(range(3 + n, 3 + 2 * n)))
+    x = g.reshape(x, x.shape[:2] + (1,) + x.shape[2:])
+    w = g.reshape(weight, (1, groups, c_out // groups) + (1,) * n + (c_in_group,) + kernel)
+    full = tuple(max(a, b) for a, b in zip(x.shape, w.shape))
+    product = g.binary(Op.MUL, g.expand(x, full), g.expand(w, full))
+    axes = tuple(range(3 + n, 4 + 2 * n))
+    summed = g.reduce(product, Op.ADD, axes)
+    summed = g.reshape(summed, tuple(size for i, size in enumerate(summed.shape) if i not in axes))
+    return g.reshape(summed, (batch, c_out) + outs)
 
 
 def _convnd(op: str, n: int, x: Tensor, weight: Tensor, bias: Tensor | None, stride: Any, padding: Any,
@@ -375,16 +400,17 @@ def _convnd(op: str, n: int, x: Tensor, weight: Tensor, bias: Tensor | None, str
         # the sliding-window view reads every input element K times: store the (padded) input once so
         # the windows index a plain buffer (clean, vectorizable addresses; no per-read recompute)
         x = x.contiguous()
-    batch = x.shape[0]
-    win = sliding_windows(x, kernel, strides, dilations)             # (N, C_in, *out, *k)
-    outs = tuple(win.shape[2:2 + n])
-    # (N, G, 1, *out, C_in/G, *k) · (1, G, C_out/G, *1, C_in/G, *k), summed over (C_in/G, *k)
-    win = win.reshape((batch, groups, c_in_group) + outs + kernel)
-    win = win.permute([0, 1] + list(range(3, 3 + n)) + [2] + list(range(3 + n, 3 + 2 * n)))
-    win = win.unsqueeze(2)
-    w = weight.reshape((1, groups, c_out // groups) + (1,) * n + (c_in_group,) + kernel)
-    out = (win * w).sum(tuple(range(3 + n, 4 + 2 * n)))              # (N, G, C_out/G, *out)
-    out = out.reshape((batch, c_out) + outs)
+    if dtypes.acc_dtype(x.dtype) is x.dtype and weight.dtype is x.dtype:
+        out = x._new(_direct_conv_node(x.node, weight.node, kernel, strides, dilations, groups))
+    else:   # 16-bit floats: the sum accumulates in float32 (Tensor.sum records the casts)
+        batch = x.shape[0]
+        win = sliding_windows(x, kernel, strides, dilations)             # (N, C_in, *out, *k)
+        outs = tuple(win.shape[2:2 + n])
+        win = win.reshape((batch, groups, c_in_group) + outs + kernel)
+        win = win.permute([0, 1] + list(range(3, 3 + n)) + [2] + list(range(3 + n, 3 + 2 * n)))
+        w = weight.reshape((1, groups, c_out // groups) + (1,) * n + (c_in_group,) + kernel)
+        out = (win.unsqueeze(2) * w).sum(tuple(range(3 + n, 4 + 2 * n)))   # (N, G, C_out/G, *out)
+        out = out.reshape((batch, c_out) + outs)
     _define_conv_gradient(out, unpadded, padded_x, weight, pads, strides, dilations, groups, False)
     if bias is not None:
         out = out + bias.reshape((1, c_out) + (1,) * n)
