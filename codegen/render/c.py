@@ -66,7 +66,7 @@ def vector_support(scalar: str, lanes: int) -> tuple[str, str]:
             f"static inline void {name}_store({scalar}* p, {name} v) {{ memcpy(p, &v, sizeof v); }}",
             *_partial_load_store(scalar, name, lanes, width),
             f"static inline {name} {name}_fma({name} a, {name} b, {name} c) {{",
-            *_fma_body(scalar, name, lanes, width, fma),
+            *_fma_body(scalar, name, lanes, fma),
             "}",
             f"static inline {name} {name}_select({mask} m, {name} a, {name} b) {{",
             f"  return ({name})((({mask})a & m) | (({mask})b & ~m));",
@@ -79,7 +79,7 @@ AVX512_REGISTERS = {("float", 16): ("ps", "__mmask16", "__m512"), ("double", 8):
 """Vector types that fill an AVX-512 register: (intrinsic suffix, mask type, register type)."""
 
 
-def _fma_body(scalar: str, name: str, lanes: int, width: int, fma: str) -> list[str]:
+def _fma_body(scalar: str, name: str, lanes: int, fma: str) -> list[str]:
     """The multiply-add helper's body: one intrinsic for a whole AVX-512 register, else fmaf per lane
     (GCC makes that loop one vector FMA too, but its unroller, run first, takes the loop apart when the
     helper sits in a loop under an unroll pragma: codegen/vectorize.py keeps those pragmas only for
@@ -105,18 +105,18 @@ def _partial_load_store(scalar: str, name: str, lanes: int, width: int) -> list[
     store = f"  memcpy(p, &v, (size_t)n * {width});"
     if intrinsic is not None:
         suffix, mask, register = intrinsic
-        load = (f"#if defined(__AVX512F__)\n  return ({name})_mm512_maskz_loadu_{suffix}(({mask})((1u << n) - 1u), p);\n"
+        first_n = f"({mask})((1u << n) - 1u)"
+        load = (f"#if defined(__AVX512F__)\n  return ({name})_mm512_maskz_loadu_{suffix}({first_n}, p);\n"
                 f"#else\n{load}\n#endif")
-        store = (f"#if defined(__AVX512F__)\n  _mm512_mask_storeu_{suffix}(p, ({mask})((1u << n) - 1u), ({register})v);\n"
+        store = (f"#if defined(__AVX512F__)\n  _mm512_mask_storeu_{suffix}(p, {first_n}, ({register})v);\n"
                  f"#else\n{store}\n#endif")
     masked = f"  {name} v = {{0}};\n  for (int i = 0; i < {lanes}; i++) if ((bits >> i) & 1u) v[i] = p[i];\n  return v;"
     if intrinsic is not None:
         masked = (f"#if defined(__AVX512F__)\n  return ({name})_mm512_maskz_loadu_{suffix}(({mask})bits, p);\n"
                   f"#else\n{masked}\n#endif")
-    helpers = [f"static inline {name} {name}_load_part(const {scalar}* p, int n) {{\n{load}\n}}",
-               f"static inline {name} {name}_load_mask(const {scalar}* p, unsigned int bits) {{\n{masked}\n}}",
-               f"static inline void {name}_store_part({scalar}* p, {name} v, int n) {{\n{store}\n}}"]
-    return helpers
+    return [f"static inline {name} {name}_load_part(const {scalar}* p, int n) {{\n{load}\n}}",
+            f"static inline {name} {name}_load_mask(const {scalar}* p, unsigned int bits) {{\n{masked}\n}}",
+            f"static inline void {name}_store_part({scalar}* p, {name} v, int n) {{\n{store}\n}}"]
 
 
 class CRenderer(CStyleRenderer):
