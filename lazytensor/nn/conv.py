@@ -343,8 +343,9 @@ def _direct_conv_node(x: Node, weight: Node, kernel: tuple[int, ...], strides: S
                       dilations: Sequence[int], groups: int) -> Node:
     """The direct layout's graph for padded x (N, C_in, *in) and weight (C_out, C_in/G, *k) → (N, C_out,
     *out): window views of x times the weight, summed over (C_in/G, *k). Built from graph nodes, the
-    nodes the equivalent tensor ops (unfold, reshape, permute, unsqueeze, mul, sum) record, without
-    their per-op argument checks and tensor wrappers (a third of a small conv's time went to them)."""
+    nodes the equivalent tensor ops (unfold, reshape, permute, unsqueeze, mul, sum; its float32
+    accumulation for 16-bit floats included) record, without their per-op argument checks and tensor
+    wrappers (a third of a small conv's time went to them)."""
     n = len(kernel)
     batch, c_out, c_in_group = x.shape[0], weight.shape[0], weight.shape[1]
     for j, (k, s, d) in enumerate(zip(kernel, strides, dilations)):
@@ -358,9 +359,10 @@ def _direct_conv_node(x: Node, weight: Node, kernel: tuple[int, ...], strides: S
     full = tuple(max(a, b) for a, b in zip(x.shape, w.shape))
     product = g.binary(Op.MUL, g.expand(x, full), g.expand(w, full))
     axes = tuple(range(3 + n, 4 + 2 * n))
-    summed = g.reduce(product, Op.ADD, axes)
+    acc = dtypes.acc_dtype(product.dtype)    # 16-bit floats sum in float32, as Tensor.sum does
+    summed = g.reduce(g.cast(product, acc), Op.ADD, axes)
     summed = g.reshape(summed, tuple(size for i, size in enumerate(summed.shape) if i not in axes))
-    return g.reshape(summed, (batch, c_out) + outs)
+    return g.reshape(g.cast(summed, product.dtype), (batch, c_out) + outs)
 
 
 def _convnd(op: str, n: int, x: Tensor, weight: Tensor, bias: Tensor | None, stride: Any, padding: Any,
@@ -400,17 +402,7 @@ def _convnd(op: str, n: int, x: Tensor, weight: Tensor, bias: Tensor | None, str
         # the sliding-window view reads every input element K times: store the (padded) input once so
         # the windows index a plain buffer (clean, vectorizable addresses; no per-read recompute)
         x = x.contiguous()
-    if dtypes.acc_dtype(x.dtype) is x.dtype and weight.dtype is x.dtype:
-        out = x._new(_direct_conv_node(x.node, weight.node, kernel, strides, dilations, groups))
-    else:   # 16-bit floats: the sum accumulates in float32 (Tensor.sum records the casts)
-        batch = x.shape[0]
-        win = sliding_windows(x, kernel, strides, dilations)             # (N, C_in, *out, *k)
-        outs = tuple(win.shape[2:2 + n])
-        win = win.reshape((batch, groups, c_in_group) + outs + kernel)
-        win = win.permute([0, 1] + list(range(3, 3 + n)) + [2] + list(range(3 + n, 3 + 2 * n)))
-        w = weight.reshape((1, groups, c_out // groups) + (1,) * n + (c_in_group,) + kernel)
-        out = (win.unsqueeze(2) * w).sum(tuple(range(3 + n, 4 + 2 * n)))   # (N, G, C_out/G, *out)
-        out = out.reshape((batch, c_out) + outs)
+    out = x._new(_direct_conv_node(x.node, weight.node, kernel, strides, dilations, groups))
     _define_conv_gradient(out, unpadded, padded_x, weight, pads, strides, dilations, groups, False)
     if bias is not None:
         out = out + bias.reshape((1, c_out) + (1,) * n)
