@@ -146,8 +146,10 @@ def _row_loads_alias(nest: LoopNest, row_var: Node) -> bool:
 
 
 def _whole_vectors(nest: LoopNest, lanes: int, unit: VectorUnit) -> bool:
-    """A vector axis of `lanes` lanes fills whole vector registers of the stored dtype, so the
-    vectorize pass can pack it (8-wide images on AVX-512 cannot: their tiles stay scalar code)."""
+    """A vector axis of `lanes` lanes fills whole vector registers of the stored dtype. Only such
+    tiles take a second vector axis or have the node budget count their vectors: narrower runs (an
+    8-wide image on AVX-512) pack too since partial runs do, but keep the smaller tiles, whose compile
+    time was measured."""
     dt = nest.stores[0].value.dtype
     return dt in VECTOR_DTYPES and lanes % vector_lanes(dt, unit) == 0
 

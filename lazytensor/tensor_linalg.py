@@ -6,9 +6,10 @@ one reduce kernel, with any elementwise epilogue (bias, activation) fused after 
 from __future__ import annotations
 
 import weakref
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 from lazytensor import capture, dtypes
+from lazytensor import graph as g
 from lazytensor.autograd import GradMode
 from lazytensor.codegen.cpu_target import tile_row_bytes
 from lazytensor.codegen.vectorize import VECTOR_DTYPES, vector_lanes
@@ -108,6 +109,33 @@ def packed_panel_width(dtype: dtypes.DType, columns: int, device: str) -> int:
     if device == "CPU":
         widths.insert(0, tile_row_bytes() // itemsize)
     return next((w for w in widths if columns % w == 0), 0)
+
+
+def direct_conv(x: "Tensor", weight: "Tensor", kernel: tuple[int, ...], strides: Sequence[int],
+                dilations: Sequence[int], groups: int) -> "Tensor":
+    """nn/conv.py's direct layout for padded x (N, C_in, *in) and weight (C_out, C_in/G, *k) → (N, C_out,
+    *out): window views of x times the weight, summed over (C_in/G, *k). Built from graph nodes, the
+    nodes the equivalent tensor ops (unfold, reshape, permute, unsqueeze, mul, sum; its float32
+    accumulation for 16-bit floats included) record, without their per-op argument checks and tensor
+    wrappers (a third of a small conv's time went to them). The caller has checked the shapes."""
+    n = len(kernel)
+    node, w = x.node, weight.node
+    batch, c_out, c_in_group = node.shape[0], w.shape[0], w.shape[1]
+    for j, (k, s, d) in enumerate(zip(kernel, strides, dilations)):
+        node = g.window(node, 2 + j, k, s, d)                             # (N, C_in, *out, *k)
+    outs = tuple(node.shape[2:2 + n])
+    # (N, G, 1, *out, C_in/G, *k) · (1, G, C_out/G, *1, C_in/G, *k), summed over (C_in/G, *k)
+    node = g.reshape(node, (batch, groups, c_in_group) + outs + kernel)
+    node = g.permute(node, (0, 1) + tuple(range(3, 3 + n)) + (2,) + tuple(range(3 + n, 3 + 2 * n)))
+    node = g.reshape(node, node.shape[:2] + (1,) + node.shape[2:])
+    w = g.reshape(w, (1, groups, c_out // groups) + (1,) * n + (c_in_group,) + kernel)
+    full = tuple(max(a, b) for a, b in zip(node.shape, w.shape))
+    product = g.binary(Op.MUL, g.expand(node, full), g.expand(w, full))
+    axes = tuple(range(3 + n, 4 + 2 * n))
+    acc = dtypes.acc_dtype(product.dtype)    # 16-bit floats sum in float32, as Tensor.sum does
+    summed = g.reduce(g.cast(product, acc), Op.ADD, axes)
+    summed = g.reshape(summed, tuple(size for i, size in enumerate(summed.shape) if i not in axes))
+    return x._new(g.reshape(g.cast(summed, product.dtype), (batch, c_out) + outs))
 
 
 def vector_lanes_on(dtype: dtypes.DType, device: str) -> int:

@@ -411,15 +411,17 @@ def _nodes_under(t: lt.Tensor) -> list:
 @pytest.mark.parametrize("dtype", [np.float32, "float16", "bfloat16"])
 @pytest.mark.parametrize("groups,stride,dilation", [(1, (1, 1), (1, 1)), (2, (2, 1), (1, 2))])
 def test_direct_conv_graph_is_what_the_tensor_ops_record(groups, stride, dilation, dtype):
-    """nn/conv.py builds the direct layout's graph from nodes (no per-op checks); it must be the very
-    graph the tensor ops record (hash-consed: the same node), so schedules and caches are shared."""
+    """tensor_linalg.direct_conv builds nn/conv.py's direct layout from nodes (no per-op checks); it
+    must be the very graph the tensor ops record (hash-consed: the same node), so schedules and caches
+    are shared."""
     from lazytensor.nn import conv as conv_module
+    from lazytensor.tensor_linalg import direct_conv
     rng = np.random.default_rng(0)
     x = lt.tensor(rng.standard_normal((2, 4, 18, 17)).astype(np.float32))
     w = lt.tensor(rng.standard_normal((6, 4 // groups, 3, 3)).astype(np.float32))
     if dtype != np.float32:
         x, w = x.to(getattr(lt, dtype)), w.to(getattr(lt, dtype))
-    node = conv_module._direct_conv_node(x.node, w.node, (3, 3), stride, dilation, groups)
+    node = direct_conv(x, w, (3, 3), stride, dilation, groups).node
     win = conv_module.sliding_windows(x, (3, 3), stride, dilation)
     outs = tuple(win.shape[2:4])
     win = win.reshape((2, groups, 4 // groups) + outs + (3, 3)).permute([0, 1, 3, 4, 2, 5, 6]).unsqueeze(2)

@@ -33,14 +33,13 @@ import math
 from typing import Any, Iterator, Sequence
 
 from lazytensor import dtypes
-from lazytensor import graph as g
 from lazytensor.autograd import GradMode, define_gradient, needs_grad
 from lazytensor.graph import Node
 from lazytensor.nn import init
 from lazytensor.nn.module import Module, Parameter
 from lazytensor.ops import Op
 from lazytensor.tensor import Tensor
-from lazytensor.tensor_linalg import packed_panel_width, vector_lanes_on
+from lazytensor.tensor_linalg import direct_conv, packed_panel_width, vector_lanes_on
 
 FUNCTIONS: list[str] = ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
                         "conv_transpose3d"]
@@ -339,32 +338,6 @@ def _define_conv_gradient(out: Tensor, x: Tensor, padded_x: Tensor, weight: Tens
     define_gradient(out.node, (x_node, w_node), rule)
 
 
-def _direct_conv_node(x: Node, weight: Node, kernel: tuple[int, ...], strides: Sequence[int],
-                      dilations: Sequence[int], groups: int) -> Node:
-    """The direct layout's graph for padded x (N, C_in, *in) and weight (C_out, C_in/G, *k) → (N, C_out,
-    *out): window views of x times the weight, summed over (C_in/G, *k). Built from graph nodes, the
-    nodes the equivalent tensor ops (unfold, reshape, permute, unsqueeze, mul, sum; its float32
-    accumulation for 16-bit floats included) record, without their per-op argument checks and tensor
-    wrappers (a third of a small conv's time went to them)."""
-    n = len(kernel)
-    batch, c_out, c_in_group = x.shape[0], weight.shape[0], weight.shape[1]
-    for j, (k, s, d) in enumerate(zip(kernel, strides, dilations)):
-        x = g.window(x, 2 + j, k, s, d)                                   # (N, C_in, *out, *k)
-    outs = tuple(x.shape[2:2 + n])
-    # (N, G, 1, *out, C_in/G, *k) · (1, G, C_out/G, *1, C_in/G, *k), summed over (C_in/G, *k)
-    x = g.reshape(x, (batch, groups, c_in_group) + outs + kernel)
-    x = g.permute(x, (0, 1) + tuple(range(3, 3 + n)) + (2,) + tuple(range(3 + n, 3 + 2 * n)))
-    x = g.reshape(x, x.shape[:2] + (1,) + x.shape[2:])
-    w = g.reshape(weight, (1, groups, c_out // groups) + (1,) * n + (c_in_group,) + kernel)
-    full = tuple(max(a, b) for a, b in zip(x.shape, w.shape))
-    product = g.binary(Op.MUL, g.expand(x, full), g.expand(w, full))
-    axes = tuple(range(3 + n, 4 + 2 * n))
-    acc = dtypes.acc_dtype(product.dtype)    # 16-bit floats sum in float32, as Tensor.sum does
-    summed = g.reduce(g.cast(product, acc), Op.ADD, axes)
-    summed = g.reshape(summed, tuple(size for i, size in enumerate(summed.shape) if i not in axes))
-    return g.reshape(g.cast(summed, product.dtype), (batch, c_out) + outs)
-
-
 def _convnd(op: str, n: int, x: Tensor, weight: Tensor, bias: Tensor | None, stride: Any, padding: Any,
             dilation: Any, groups: int) -> Tensor:
     """N-d convolution (cross-correlation, as torch) of x (N, C_in, *in) with weight (C_out, C_in/g, *k)."""
@@ -402,7 +375,7 @@ def _convnd(op: str, n: int, x: Tensor, weight: Tensor, bias: Tensor | None, str
         # the sliding-window view reads every input element K times: store the (padded) input once so
         # the windows index a plain buffer (clean, vectorizable addresses; no per-read recompute)
         x = x.contiguous()
-    out = x._new(_direct_conv_node(x.node, weight.node, kernel, strides, dilations, groups))
+    out = direct_conv(x, weight, kernel, strides, dilations, groups)
     _define_conv_gradient(out, unpadded, padded_x, weight, pads, strides, dilations, groups, False)
     if bias is not None:
         out = out + bias.reshape((1, c_out) + (1,) * n)
