@@ -195,6 +195,8 @@ def lower_kernel(ast: Node) -> LoopKernel:
     for n in _define_bufs(ast):
         slots[n.arg] = n
     lowerer = Lowerer(slots)
+    if ast.op is Op.OUTPUTS:
+        return _lower_outputs(ast, slots, lowerer)
     buffers = [BufferSlot(ast.dtype, math.prod(ast.shape), True)]
     for i in range(1, len(slots) + 1):
         buffers.append(BufferSlot(slots[i].dtype, math.prod(slots[i].shape)))
@@ -222,6 +224,24 @@ def lower_kernel(ast: Node) -> LoopKernel:
     has_reduce = any(n.op is Op.REDUCE for n in _all_nodes(ast))
     return LoopKernel(kernel_name(ast, has_reduce), tuple(buffers), tuple(nests),
                       lowerer.checks_errors)
+
+
+def _lower_outputs(ast: Node, slots: dict[int, Node], lowerer: Lowerer) -> LoopKernel:
+    """A kernel with several elementwise outputs (lazytensor/sibling_fusion.py): one nest over the
+    common shape storing each value to its slot; values the outputs share are the same nodes, so the
+    renderer computes them once per element."""
+    numel = math.prod(ast.shape)
+    output_slots = dict(zip(ast.arg, ast.srcs))
+    buffers = []
+    for i in range(len(slots) + len(output_slots)):
+        if i in output_slots:
+            buffers.append(BufferSlot(output_slots[i].dtype, numel, True))
+        else:
+            buffers.append(BufferSlot(slots[i].dtype, math.prod(slots[i].shape)))
+    out_idx, loops = global_loops(ast.shape, "g")
+    index = flat_index(out_idx, ast.shape)
+    stores = tuple(Store(slot, index, lowerer.value(value, out_idx, None)) for slot, value in output_slots.items())
+    return LoopKernel(kernel_name(ast, False), tuple(buffers), (LoopNest(loops, stores),), lowerer.checks_errors)
 
 
 def epilogue_loop_shape(root: Node) -> tuple[int, ...]:

@@ -25,7 +25,8 @@ def estimate_ast_cost(ast: Node) -> tuple[int, int]:
     """(FLOPs, bytes) of one kernel AST: one op per element of every elementwise op and of every
     reduce's input, plus the bytes of every input slot read once and of the output written once."""
     flops = 0
-    nbytes = ast.numel * ast.dtype.itemsize
+    outputs = ast.srcs if ast.op is Op.OUTPUTS else (ast,)   # (a kernel with several outputs)
+    nbytes = sum(out.numel * out.dtype.itemsize for out in outputs)
     for n in toposort([ast]):
         if n.op in ELEMENTWISE:
             flops += n.numel
@@ -40,6 +41,8 @@ def estimate_cost(item: ScheduleItem) -> tuple[int, int]:
     """(FLOPs, bytes) of one schedule item (a device copy moves its bytes and computes nothing)."""
     if item.kind == "copy":
         return 0, 2 * item.output.numel * item.output.dtype.itemsize
+    if item.kind == "alloc":   # its bytes count in the kernel that writes it
+        return 0, 0
     return estimate_ast_cost(item.ast)
 
 

@@ -116,7 +116,8 @@ class Replay:
             made.append(out)
             operands = [resolve(src) for src in rs.operands]
             if rs.kernel is None:
-                out.copyin(operands[0].copyout())
+                if step.kind == "copy":
+                    out.copyin(operands[0].copyout())
             elif step.numel:
                 launch_kernel(rs.kernel, step, out, operands)
 
@@ -222,7 +223,7 @@ def _build_replay(recorder: capture.Recorder, inputs: list[Buffer], input_tensor
     steps: list[ReplayStep] = []
     for k, rec in enumerate(recorder.steps):
         kernel = None
-        if rec.step.kind != "copy" and rec.step.numel:
+        if rec.step.kind == "kernel" and rec.step.numel:
             kernel = compile_kernel(rec.step.ast, rec.step.device)
         steps.append(ReplayStep(kernel, rec.step, [source_of(b) for b in rec.operands], None))
         sources[id(rec.out)] = ("made", k)

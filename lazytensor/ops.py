@@ -59,6 +59,8 @@ class Op(Enum):
     INDEX = auto()       #: srcs (src, idx_0, ..., idx_{d-1}); out[i] = src[idx_0[i], ..., idx_{d-1}[i]]
     SCATTER = auto()     #: srcs (base, src, idx_0, ...); arg = reduce op or None (replace):
                          #: out = base; out[idx_0[i], ...] (op)= src[i] for every i of src
+    OUTPUTS = auto()     #: a kernel AST with several outputs (schedule-level, sibling_fusion.py):
+                         #: srcs = one value per output, all of node.shape; arg = their slot numbers
     # ---- kernel-level (scalar) ops, created by codegen/lower.py ----
     RANGE = auto()       #: a loop variable; arg = (name, size)
     DEFINE_BUF = auto()  #: kernel argument slot; arg = slot number

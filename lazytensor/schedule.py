@@ -7,7 +7,9 @@ The fusion policy lives here and only here:
   against a larger shape or feeds another reduce (it needs its own pass), it is a reduce used
   by several consumers, a scatter (a push-style kernel), or a device copy;
 - on the CPU a reduce broadcast only along a kernel's inner loops (softmax's max and sum over the
-  last axis, layernorm's mean and var) stays inline and is computed once per row (row_fusion.py).
+  last axis, layernorm's mean and var) stays inline and is computed once per row (row_fusion.py);
+- elementwise kernels over one shape that read the same data (an optimizer's updates of
+  one parameter) become one kernel with several outputs (sibling_fusion.py).
 
 `create_schedule` is the stage entry point; each helper can be called on its own in tests.
 """
@@ -21,6 +23,7 @@ from lazytensor import graph as g
 from lazytensor.graph import Node
 from lazytensor.ops import ELEMENTWISE, MOVEMENT, Op
 from lazytensor.rewrite import ALGEBRA_RULES, rewrite
+from lazytensor.sibling_fusion import fuse_siblings
 from lazytensor.row_fusion import (NO_DEPS, Deps, RegionScan, classify_reduce, output_deps, pad_gate_deps,
                                    source_deps)
 
@@ -68,6 +71,8 @@ REASON_ROW_IN_REDUCE = ("reduce result is broadcast inside a per-element reduce 
                         "keeps its loop optimizations)")
 
 ROW_FUSION_DEVICES = ("CPU",)
+SIBLING_FUSION_DEVICES = ("CPU", "CL", "CUDA")
+"""Devices whose renderers write kernels with several outputs (sibling_fusion.py): every device."""
 """Devices whose renderer hoists a row reduce above the inner loops of its kernel. The GPU
 renderers map every output element to its own work-item, where a row reduce would be
 recomputed per element, so there such a reduce keeps its own kernel."""
@@ -97,7 +102,7 @@ class ScheduleItem:
     (arg = slot number, slot 0 is the output), so equal computations on new data give the
     same AST object and hit the compiled-program cache.
     """
-    kind: str                      # "kernel" or "copy"
+    kind: str                      # "kernel", "copy", or "alloc" (a buffer the next kernel writes too)
     ast: Node
     output: Node                   # the graph node this item materializes
     inputs: list[Node]             # graph nodes (BUFFER or earlier outputs), by slot 1..n
@@ -464,6 +469,8 @@ def create_schedule(roots: list[Node], device: str) -> tuple[list[ScheduleItem],
             continue
         ast, inputs, fused = build_kernel_ast(node, materialized)
         items.append(ScheduleItem("kernel", ast, node, inputs, reason, device, fused))
+    if device in SIBLING_FUSION_DEVICES:
+        items = fuse_siblings(items, ScheduleItem)
     return items, {r: simplified[mapping[r]] for r in roots}
 
 

@@ -31,7 +31,7 @@ of the plan's j-th step."""
 @dataclass(frozen=True)
 class PlannedStep:
     """One kernel launch or device copy of a plan, with data-free references to its operands."""
-    kind: str              # "kernel" or "copy"
+    kind: str              # "kernel", "copy" or "alloc" (an output buffer of the next kernel)
     ast: Node              # kernel AST over DEFINE_BUF slots (buffer-free), or the COPY node's template
     dtype: Any
     shape: tuple[int, ...]
@@ -158,7 +158,10 @@ def plan_from_schedule(items: list[ScheduleItem], final: list[Node], buffers: li
 
 
 def _copy_template(node: Node) -> Node:
-    """A device copy's node without its source data (only the target device matters)."""
+    """A device copy's node without its source data (only the target device matters); for an alloc
+    step, a placeholder of the buffer's dtype and shape."""
+    if node.op is not Op.COPY:
+        return Node.make(Op.DEFINE_BUF, node.dtype, (), -1, node.shape)
     return Node.make(Op.COPY, node.dtype, (), node.arg, node.shape)
 
 

@@ -57,6 +57,8 @@ def _render_source(item: ScheduleItem) -> tuple[str, str]:
     """(kernel name, generated source) of a kernel item, compiling it if needed (cached)."""
     if item.kind == "copy":
         return f"copy_to_{item.device}", f"// device copy to {item.device}: no kernel source"
+    if item.kind == "alloc":
+        return "alloc", "// a buffer the next kernel writes besides its own output: no kernel source"
     if item.output.numel == 0:
         return "empty", "// an empty output: nothing is launched"
     from lazytensor.realize import compile_kernel   # realize imports us lazily too: keep the cycle open
