@@ -66,6 +66,9 @@ class LoopNest:
     joins_previous: bool = False   # a piece of the same nest as the previous one (codegen/peel.py), with
                                    # the same outermost loop: it may run inside that loop, after the
                                    # previous piece (pieces write disjoint elements and read none of them)
+    register_transpose: int = 0    # t > 0: the innermost two loops, t iterations each, are a t×t tile of a
+                                   # transposing copy that the C renderer moves through vector registers
+                                   # (codegen/transpose_tiles.py)
 
     def with_loops(self, loops: tuple[Loop, ...]) -> "LoopNest":
         return replace(self, loops=loops)

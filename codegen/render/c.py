@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
+
+from lazytensor import symbolic as sym
 
 from lazytensor.codegen.cpu_target import host_vector_unit
 from lazytensor.codegen.kernel import LoopKernel, LoopNest, Store, reduce_loops
@@ -41,6 +44,50 @@ BLEND_HELPERS = {
 
 
 MASK_SCALARS = {4: "int", 8: "long long"}
+
+
+# A 16×16 tile of 4-byte elements transposed through AVX-512 registers (codegen/transpose_tiles.py):
+# dst row j, element i = src row i, element j. Rows are 16 contiguous elements, `ds` and `ss` elements
+# apart. Three rounds of shuffles: 32-bit pairs, 64-bit pairs within 128-bit lanes, then 128-bit lanes.
+# The bits are moved, never converted, so any 4-byte dtype is copied exactly.
+TRANSPOSE16_HELPER = """#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+static inline void lt_transpose16_b32(void* restrict dst, long long ds, const void* restrict src, long long ss) {
+#if defined(__AVX512F__)
+  const float* s = (const float*)src; float* d = (float*)dst;
+  __m512 r[16], t[16];
+  _Pragma("GCC unroll 16")
+  for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(s + i * ss);
+  _Pragma("GCC unroll 8")
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  _Pragma("GCC unroll 4")
+  for (int i = 0; i < 16; i += 4) {
+    __m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]);
+    __m512d c = _mm512_castps_pd(t[i + 2]), e = _mm512_castps_pd(t[i + 3]);
+    r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+    r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+    r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, e));
+    r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, e));
+  }
+  _Pragma("GCC unroll 4")
+  for (int c = 0; c < 4; c++) {   /* r[4g + c], lane L: column 4L + c of rows 4g..4g+3 */
+    __m512 v0 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x44), v1 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xEE);
+    __m512 v2 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x44), v3 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xEE);
+    _mm512_storeu_ps(d + c * ds, _mm512_shuffle_f32x4(v0, v2, 0x88));
+    _mm512_storeu_ps(d + (4 + c) * ds, _mm512_shuffle_f32x4(v0, v2, 0xDD));
+    _mm512_storeu_ps(d + (8 + c) * ds, _mm512_shuffle_f32x4(v1, v3, 0x88));
+    _mm512_storeu_ps(d + (12 + c) * ds, _mm512_shuffle_f32x4(v1, v3, 0xDD));
+  }
+#else
+  const char* s = (const char*)src; char* d = (char*)dst;
+  for (int i = 0; i < 16; i++)
+    for (int j = 0; j < 16; j++) memcpy(d + (j * ds + i) * 4, s + (i * ss + j) * 4, 4);
+#endif
+}"""
 
 
 def vector_support(scalar: str, lanes: int) -> tuple[str, str]:
@@ -214,6 +261,11 @@ class CRenderer(CStyleRenderer):
         return super().unrounded_expr(n)
 
     def render_store(self, kernel: LoopKernel, st: Store) -> str:
+        if self.transpose_strides is not None:
+            self.extra_helpers.setdefault("lt_transpose16_b32", TRANSPOSE16_HELPER)
+            dst_stride, src_stride = self.transpose_strides
+            return (f"lt_transpose16_b32(&b{st.slot}[{self.ref(st.index)}], {dst_stride}ll, "
+                    f"&b{st.value.arg}[{self.ref(st.value.srcs[0])}], {src_stride}ll);")
         if st.value.shape:
             target = f"&b{st.slot}[{self.ref(st.index)}]"
             lanes = st.value.shape[0]
@@ -228,7 +280,26 @@ class CRenderer(CStyleRenderer):
 
     def render_nest(self, kernel: LoopKernel, nest: LoopNest) -> list[str]:
         self.nest_checks_errors = kernel.checks_errors
+        self.transpose_strides: tuple[int, int] | None = None
+        if nest.register_transpose:
+            nest = self._transpose_tile_corner(nest)
         return super().render_nest(kernel, nest)
+
+    def _transpose_tile_corner(self, nest: LoopNest) -> LoopNest:
+        """A register-transpose nest (codegen/transpose_tiles.py) without its two tile loops: its one
+        store then stands for the tile's corner, which render_store writes as a call of the transpose
+        helper (with the strides between the rows it reads and the rows it writes)."""
+        (st,) = nest.stores
+        load = st.value
+        rows, cols = nest.loops[-2].var, nest.loops[-1].var   # the tile's read-contiguous, write-contiguous loops
+        corner = {rows: sym.const(0), cols: sym.const(0)}
+        store_terms, _ = sym._linear(st.index)
+        load_terms, _ = sym._linear(load.srcs[0])
+        self.transpose_strides = (store_terms[rows], load_terms[cols])
+        index, source = sym.substitute([st.index, load.srcs[0]], corner)
+        corner_load = Node.make(Op.LOAD, load.dtype, (source,), load.arg, ())
+        return replace(nest, loops=nest.loops[:-2], stores=(Store(st.slot, index, corner_load),),
+                       register_transpose=0)
 
     def loop_pragma(self, nest: LoopNest, depth: int) -> str | None:
         loop = nest.loops[depth]
