@@ -98,7 +98,7 @@ def explain_schedule(items: list[ScheduleItem], show_ast: bool = False) -> str:
     produced_by = {item.output: k for k, item in enumerate(items)}
     readers: dict[int, list[int]] = {k: [] for k in range(len(items))}
     for k, item in enumerate(items):
-        for src in item.inputs:
+        for src in item.read_inputs:
             if src in produced_by:
                 readers[produced_by[src]].append(k)
     total_flops = total_bytes = 0
@@ -110,12 +110,15 @@ def explain_schedule(items: list[ScheduleItem], show_ast: bool = False) -> str:
         lines.append(f"      why:    {item.reason}")
         if item.fused_ops:
             lines.append(f"      fused:  {summarize_ops(item.fused_ops)}")
-        if item.inputs:
+        if item.read_inputs:
             sources = []
-            for src in item.inputs:
+            for src in item.read_inputs:
                 origin = f"[{produced_by[src]}]" if src in produced_by else "buffer"
                 sources.append(f"{describe(src)} from {origin}")
             lines.append(f"      inputs: {', '.join(sources)}")
+        if item.extra_outputs:
+            written = ", ".join(f"[{produced_by[n]}] {describe(n)}" for n in item.extra_outputs)
+            lines.append(f"      also writes: {written}")
         if readers[k]:
             lines.append(f"      read by: {', '.join(f'[{j}]' for j in readers[k])}")
         lines.append(f"      cost:   ~{format_count(flops, 'FLOP')}, {format_count(nbytes, 'B')}")

@@ -110,6 +110,19 @@ class ScheduleItem:
     device: str
     fused_ops: list[str] = field(default_factory=list)
 
+    @property
+    def extra_outputs(self) -> list[Node]:
+        """The outputs a kernel with several (sibling_fusion.py) writes besides `output`: its last
+        inputs, each an "alloc" item's node."""
+        if self.kind != "kernel" or self.ast.op is not Op.OUTPUTS:
+            return []
+        return self.inputs[len(self.inputs) - (len(self.ast.srcs) - 1):]
+
+    @property
+    def read_inputs(self) -> list[Node]:
+        """The inputs the item reads (all of them but the extra outputs)."""
+        return self.inputs[:len(self.inputs) - len(self.extra_outputs)]
+
     def __repr__(self) -> str:
         return (f"<{self.kind} {list(self.output.shape)} {self.output.dtype.name} "
                 f"ops={'+'.join(self.fused_ops) or '-'} inputs={len(self.inputs)} ({self.reason})>")

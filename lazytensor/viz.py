@@ -159,7 +159,10 @@ def build_kernel_graph(record: ScheduleRecord, names: dict[int, str] | None = No
     for k, item in enumerate(record.items):
         graph.add_node(f"k{k}", kind="kernel", kernel=k)
     for k, item in enumerate(record.items):
-        for src in item.inputs:
+        for written in item.extra_outputs:   # a kernel with several outputs fills an alloc item's buffer
+            graph.add_edge(f"k{k}", f"k{produced_by[written]}",
+                           label=f"writes {written.dtype.name}{list(written.shape)}")
+        for src in item.read_inputs:
             if src in produced_by:
                 u = f"k{produced_by[src]}"
             else:

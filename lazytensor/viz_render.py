@@ -229,11 +229,13 @@ def _kernel_json(record) -> list[dict]:
     inputs: dict[int, list[str]] = {}
     for k, item in enumerate(record.items):
         inputs[k] = []
-        for src in item.inputs:
+        for src in item.read_inputs:
             origin = f"#{produced_by[src]}" if src in produced_by else "buffer"
             inputs[k].append(f"{src.dtype.name}{list(src.shape)} from {origin}")
             if src in produced_by:
                 readers[produced_by[src]].append(k)
+        for written in item.extra_outputs:   # (a kernel with several outputs: sibling_fusion.py)
+            inputs[k].append(f"also writes {written.dtype.name}{list(written.shape)} of #{produced_by[written]}")
     rows = []
     for kernel in record.kernels:
         rows.append({"index": kernel.index, "kind": kernel.kind, "name": kernel.name,

@@ -187,3 +187,15 @@ def test_empty_outputs_are_left_alone():
     assert "alloc" not in kinds(a, b)
     lt.realize(a, b)
     assert a.numpy().shape == (0, 3) and b.numpy().shape == (0, 3)
+
+
+def test_explain_shows_the_extra_outputs_as_written_not_read():
+    from lazytensor.explain import explain_schedule
+    x = lt.tensor(rand(6, 5))
+    a = x + 1
+    b = x * 2 + a
+    items, _ = create_schedule([a.node, b.node], "CPU")
+    text = explain_schedule(items)
+    assert "[0] alloc" in text and "also writes: [0] float32[6, 5]" in text
+    assert "from [0]" not in text          # the kernel computes a's value, it does not read it
+    assert items[1].read_inputs == [x.node] and items[1].extra_outputs == [a.node]
