@@ -334,6 +334,8 @@ def row_mlp(cfg: Config) -> list[Measurement]:
         return loss
 
     def our_jit_step() -> lt.Tensor:
+        if len(jitted_kernels) >= cfg.warmup + 2:   # counted in the warm-up calls only: a counter listening
+            return jit_step(ox, oy)                  # makes a replay launch kernel by kernel (jit.py)
         with lt.count_kernels() as k:
             loss = jit_step(ox, oy)
         jitted_kernels.append(k.kernels)

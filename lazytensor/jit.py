@@ -24,15 +24,20 @@ record a graph for autograd through its outputs.
 """
 from __future__ import annotations
 
+import ctypes
 import functools
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
+
+import numpy as np
 
 from lazytensor import capture
 from lazytensor import graph as g
 from lazytensor.autograd import register_leaf, unregister_leaf
 from lazytensor.dtypes import DType
-from lazytensor.realize import CompiledKernel, compile_kernel, launch_kernel
+from lazytensor import config
+from lazytensor.realize import CompiledKernel, _listeners, _raise_kernel_error, compile_kernel, launch_kernel
 from lazytensor.runtime.device import Buffer
 from lazytensor.schedule_cache import PlannedStep
 from lazytensor.tensor import Tensor
@@ -78,6 +83,7 @@ class Replay:
     guards: list[tuple[Callable[[], Any], Any]]   # host values the capture depends on
     fixed: list[Buffer] = field(default_factory=list)   # buffers read as they were at capture (weights)
     checked_updates: int = 0   # capture.UPDATES when the fixed buffers were last known current
+    sequence: "ReplaySequence | None" = None   # all launches in one call (CPU-only replays)
 
     def is_current(self) -> bool:
         """Whether the host values the capture baked in (learning rates …) are unchanged, and no fixed
@@ -97,17 +103,13 @@ class Replay:
     def run(self, inputs: list[Buffer]) -> Any:
         """Launch every step on `inputs`, re-point the updated tensors, return the outputs."""
         states = [t._buffer() for t in self.state_before]
+        if self.sequence is not None and not _listeners and config.DEBUG < 2:
+            # one call for every launch (a profiler or kernel counter listening gets them one by one)
+            return self._finish(self.sequence.run(self.steps, inputs, states), inputs, states)
         made: list[Buffer] = []
 
         def resolve(src: Source) -> Buffer:
-            kind, where = src
-            if kind == "made":
-                return made[where]
-            if kind == "input":
-                return inputs[where]
-            if kind == "state":
-                return states[where]
-            return where
+            return _resolve(src, made, inputs, states)
 
         for rs in self.steps:
             step = rs.step
@@ -120,6 +122,12 @@ class Replay:
                     out.copyin(operands[0].copyout())
             elif step.numel:
                 launch_kernel(rs.kernel, step, out, operands)
+        return self._finish(made, inputs, states)
+
+    def _finish(self, made: list[Buffer], inputs: list[Buffer], states: list[Buffer]) -> Any:
+        """Re-point the updated tensors at their new buffers; the outputs as tensors."""
+        def resolve(src: Source) -> Buffer:
+            return _resolve(src, made, inputs, states)
 
         def as_tensor(slot: TensorSlot) -> Tensor:
             return Tensor._from_node(g.buffer(resolve(slot.source), slot.dtype, slot.shape), slot.device)
@@ -127,6 +135,81 @@ class Replay:
         for tensor, slot in self.updated:
             _repoint(tensor, resolve(slot.source), slot)
         return _map_structure(self.outputs, as_tensor, TensorSlot)
+
+
+def _resolve(src: Source, made: list[Buffer], inputs: list[Buffer], states: list[Buffer]) -> Buffer:
+    """The buffer a Source names in this call."""
+    kind, where = src
+    if kind == "made":
+        return made[where]
+    if kind == "input":
+        return inputs[where]
+    if kind == "state":
+        return states[where]
+    return where
+
+
+class ReplaySequence:
+    """A replay whose steps are all CPU kernels (and alloc steps), run by one CPUSequence call: the
+    argument array holds every launch's buffer addresses; those that are the same every call (fixed
+    weights, scratch buffers) are written once per thread, the others (arguments, state, outputs
+    that leave the call) before each call."""
+
+    def __init__(self, steps: list[ReplayStep]) -> None:
+        from lazytensor.runtime.device import get_runtime
+        self.kernels = [(k, rs) for k, rs in enumerate(steps) if rs.kernel is not None and rs.step.numel]
+        self.fresh = [k for k, rs in enumerate(steps) if rs.scratch is None]   # a new buffer every call
+        self.runner = get_runtime("CPU").sequence([rs.kernel.program for _, rs in self.kernels])
+        self.fixed: list[tuple[int, Buffer]] = []        # (argument position, buffer)
+        self.per_call: list[tuple[int, Source]] = []     # (argument position, where the buffer is)
+        self.error_positions: list[int] = []
+        position = 0
+        for k, rs in self.kernels:
+            for src in [("made", k)] + rs.operands:
+                kind, where = src
+                if kind == "fixed":
+                    self.fixed.append((position, where))
+                elif kind == "made" and steps[where].scratch is not None:
+                    self.fixed.append((position, steps[where].scratch))
+                else:
+                    self.per_call.append((position, src))
+                position += 1
+            self.error_positions.append(position)
+            position += 1
+        self.size = position
+        self._per_thread = threading.local()
+
+    def _arguments(self) -> tuple[Any, np.ndarray]:
+        """This thread's argument array (fixed addresses filled in) and error buffer."""
+        found = getattr(self._per_thread, "arguments", None)
+        if found is None:
+            err = np.zeros(4, dtype=np.int64)
+            arguments = (ctypes.c_void_p * self.size)()
+            for position, buf in self.fixed:
+                arguments[position] = buf.allocate().handle.address
+            for position in self.error_positions:
+                arguments[position] = err.ctypes.data
+            found = self._per_thread.arguments = (arguments, err)
+        return found
+
+    def run(self, steps: list[ReplayStep], inputs: list[Buffer], states: list[Buffer]) -> list[Buffer]:
+        """Allocate this call's fresh buffers, launch every kernel in one call; the buffers by step."""
+        made: list[Buffer] = [rs.scratch for rs in steps]   # type: ignore[misc]
+        for k in self.fresh:
+            step = steps[k].step
+            made[k] = Buffer(step.device, step.numel * step.dtype.itemsize).allocate()
+        arguments, err = self._arguments()
+        for position, src in self.per_call:
+            arguments[position] = _resolve(src, made, inputs, states).allocate().handle.address
+        failed = self.runner(arguments)
+        for _, rs in self.kernels:
+            rs.kernel.launches += 1
+        if failed >= 0:
+            found = err.copy()
+            err[:] = 0
+            _, rs = self.kernels[failed]
+            _raise_kernel_error(found, rs.step, rs.kernel)
+        return made
 
 
 class JitFunction:
@@ -244,7 +327,10 @@ def _build_replay(recorder: capture.Recorder, inputs: list[Buffer], input_tensor
         if k not in escaping:
             rs.scratch = recorder.steps[k].out   # nobody outside the call sees it: reuse every call
     fixed = list({id(src[1]): src[1] for rs in steps for src in rs.operands if src[0] == "fixed"}.values())
-    return Replay(steps, outputs, updated, state_before, recorder.guards, fixed, capture.UPDATES)
+    replay = Replay(steps, outputs, updated, state_before, recorder.guards, fixed, capture.UPDATES)
+    if steps and all(rs.step.device == "CPU" and rs.step.kind != "copy" for rs in steps):
+        replay.sequence = ReplaySequence(steps)
+    return replay
 
 
 def _repoint(tensor: Tensor, buf: Buffer, slot: TensorSlot) -> None:

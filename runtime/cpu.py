@@ -94,9 +94,14 @@ class CPUProgram:
 
     def __init__(self, fn: ctypes._CFuncPtr, lib: ctypes.CDLL, n_args: int,
                  governor: ThreadGovernor | None = None) -> None:
-        self.fn, self.lib, self.governor = fn, lib, governor
+        self.fn, self.lib, self.governor, self.n_args = fn, lib, governor, n_args
         fn.argtypes = [ctypes.c_void_p] * n_args
         fn.restype = None
+
+    @property
+    def address(self) -> int:
+        """The kernel function's address (for a CPUSequence driver)."""
+        return ctypes.cast(self.fn, ctypes.c_void_p).value or 0
 
     def __call__(self, *handles: "CPUMemory | np.ndarray", **_: object) -> float:
         args = []   # (a loop, not a comprehension: a launch of a tiny kernel is mostly this overhead)
@@ -110,6 +115,45 @@ class CPUProgram:
             governor.apply()
         self.fn(*args)
         return time.perf_counter() - start
+
+
+class CPUSequence:
+    """Loaded kernels run in order by one call of a generated C driver (an lt.jit replay): one trip
+    through ctypes and the launcher instead of one per kernel, which is most of a small kernel's cost.
+
+    Call it with an array of argument addresses, each kernel's in turn (buffers in slot order, then
+    its error buffer). The driver stops after a kernel that reports an error and returns that kernel's
+    position; -1 when all ran."""
+
+    def __init__(self, driver: ctypes._CFuncPtr, programs: list[CPUProgram],
+                 governor: ThreadGovernor | None) -> None:
+        self.driver, self.governor = driver, governor
+        self.functions = (ctypes.c_void_p * len(programs))(*[p.address for p in programs])
+        self.programs = programs          # (kept alive: the driver calls into their libraries)
+        self.n_args = sum(p.n_args for p in programs)
+
+    def __call__(self, arguments: "ctypes.Array[ctypes.c_void_p]") -> int:
+        governor = self.governor
+        if governor is not None:
+            now = time.perf_counter()
+            if now >= governor.next_check:
+                governor.update(now)
+            governor.apply()
+        return self.driver(self.functions, arguments)
+
+
+def sequence_driver_source(arities: list[int]) -> str:
+    """C source of a CPUSequence driver calling kernels of these argument counts in order."""
+    lines = ["int lt_sequence(void* const* f, void* const* a) {"]
+    offset = 0
+    for k, n in enumerate(arities):
+        params = ", ".join(["void*"] * n)
+        args = ", ".join(f"a[{offset + i}]" for i in range(n))
+        lines.append(f"  ((void (*)({params}))f[{k}])({args});")
+        lines.append(f"  if (*(const long long*)a[{offset + n - 1}]) return {k};")
+        offset += n
+    lines += ["  return -1;", "}", ""]
+    return "\n".join(lines)
 
 
 class CPURuntime:
@@ -235,6 +279,16 @@ class CPURuntime:
         prog = CPUProgram(getattr(lib, function_name), lib, n_args, self.governor)
         self.programs[(source, function_name)] = prog
         return prog, cached
+
+
+    def sequence(self, programs: list[CPUProgram]) -> CPUSequence:
+        """A CPUSequence running these programs in order (its driver compiled once per list of
+        argument counts, cached like a kernel)."""
+        source = sequence_driver_source([p.n_args for p in programs])
+        driver, _ = self.compile(source, "lt_sequence", 2)
+        function = driver.fn
+        function.restype = ctypes.c_int
+        return CPUSequence(function, programs, self.governor)
 
 
 def _thread_governor(lib: ctypes.CDLL) -> ThreadGovernor | None:

@@ -242,3 +242,93 @@ def test_a_superseded_buffer_still_read_elsewhere_is_captured_once():
         np.testing.assert_allclose(through_kept(x).numpy(), x.numpy() @ kept.numpy().T, rtol=1e-5, atol=1e-5)
     replay = next(iter(through_kept.replays.values()))
     assert replay.is_current()            # checked once after the update, then current again
+
+
+# ---- the one-call replay (jit.ReplaySequence): every launch of a CPU replay through one C driver ----
+
+def _sgd_step_fn(seed: int):
+    lt.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 3))
+    opt = lt.optim.Adam(model.parameters(), lr=1e-2)
+
+    @lt.jit
+    def step(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step, model
+
+
+def test_one_call_replay_matches_kernel_by_kernel_replay_bit_for_bit():
+    x = lt.tensor(_arr(9, 12))
+    y = lt.tensor(np.arange(9) % 3)
+    fast, fast_model = _sgd_step_fn(0)
+    slow, slow_model = _sgd_step_fn(0)
+    for _ in range(3):
+        fast(x, y), slow(x, y)
+    (fast_replay,), (slow_replay,) = fast.replays.values(), slow.replays.values()
+    assert fast_replay.sequence is not None
+    slow_replay.sequence = None                      # the launch-by-launch path
+    for _ in range(4):
+        a, b = fast(x, y), slow(x, y)
+        assert a.item() == b.item()
+    for p, q in zip(fast_model.parameters(), slow_model.parameters()):
+        np.testing.assert_array_equal(p.numpy(), q.numpy())
+
+
+def test_a_profiler_sees_every_launch_of_a_replay():
+    x = lt.tensor(_arr(9, 12))
+    y = lt.tensor(np.arange(9) % 3)
+    step, _ = _sgd_step_fn(1)
+    for _ in range(3):
+        step(x, y)
+    (replay,) = step.replays.values()
+    launches = sum(1 for rs in replay.steps if rs.kernel is not None and rs.step.numel)
+    with lt.count_kernels() as counter:
+        step(x, y)
+    assert counter.kernels == launches > 1
+
+
+def test_an_error_in_a_middle_kernel_of_a_one_call_replay_raises_and_the_next_call_works():
+    @lt.jit
+    def f(t, idx):
+        a = (t * 2).contiguous()
+        return a[idx] + 1
+
+    t = lt.arange(5.0)
+    f(t, lt.tensor([0, 1])), f(t, lt.tensor([2, 3]))
+    (replay,) = f.replays.values()
+    assert replay.sequence is not None and len(replay.sequence.kernels) >= 2
+    with pytest.raises(IndexError, match="out of bounds"):
+        f(t, lt.tensor([7, 0]))
+    np.testing.assert_array_equal(f(t, lt.tensor([4, 1])).numpy(), [9.0, 3.0])
+
+
+def test_one_call_replays_from_two_threads():
+    import threading
+
+    @lt.jit
+    def f(a, b):
+        return (a * b + 1).sum(0), a - b
+
+    arrays = [(_arr(64, 8, seed=s), _arr(64, 8, seed=s + 10)) for s in range(4)]
+    f(lt.tensor(arrays[0][0]), lt.tensor(arrays[0][1])), f(lt.tensor(arrays[0][0]), lt.tensor(arrays[0][1]))
+    failures: list[str] = []
+
+    def worker(k: int) -> None:
+        a, b = arrays[k]
+        for _ in range(30):
+            s, d = f(lt.tensor(a), lt.tensor(b))
+            if not (np.allclose(s.numpy(), (a * b + 1).sum(0), rtol=1e-5) and np.array_equal(d.numpy(), a - b)):
+                failures.append(f"thread {k}")
+                return
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not failures
