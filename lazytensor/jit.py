@@ -10,6 +10,8 @@ of its tensor arguments and the values of the others):
 3. every later call is the `Replay`: the recorded launches on the new arguments' buffers, without
    running the Python function, building a graph or scheduling. Tensors the function updated in
    place (parameters, optimizer state, running statistics) are re-pointed at their new values.
+   On the CPU the launches go through one generated C driver (`ReplaySequence`): one call into C
+   for the whole replay.
 
 A call whose signature differs from every captured one starts again at phase 1 for that
 signature (up to `MAX_SIGNATURES`; beyond that it raises). A replay reads the buffers it does not
@@ -32,11 +34,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from lazytensor import capture
+from lazytensor import capture, config
 from lazytensor import graph as g
 from lazytensor.autograd import register_leaf, unregister_leaf
 from lazytensor.dtypes import DType
-from lazytensor import config
 from lazytensor.realize import CompiledKernel, _listeners, _raise_kernel_error, compile_kernel, launch_kernel
 from lazytensor.runtime.device import Buffer
 from lazytensor.schedule_cache import PlannedStep

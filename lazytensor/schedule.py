@@ -483,7 +483,7 @@ def create_schedule(roots: list[Node], device: str) -> tuple[list[ScheduleItem],
         ast, inputs, fused = build_kernel_ast(node, materialized)
         items.append(ScheduleItem("kernel", ast, node, inputs, reason, device, fused))
     if device in SIBLING_FUSION_DEVICES:
-        items = fuse_siblings(items, ScheduleItem)
+        items = fuse_siblings(items)
     return items, {r: simplified[mapping[r]] for r in roots}
 
 

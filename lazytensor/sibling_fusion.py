@@ -24,11 +24,15 @@ passed to the kernel as extra output operands, so every output keeps its own ste
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from lazytensor import graph as g
 from lazytensor.graph import Node
 from lazytensor.ops import ELEMENTWISE, MOVEMENT, Op
+
+if TYPE_CHECKING:   # (schedule.py imports this module)
+    from lazytensor.schedule import ScheduleItem
 
 MAX_GROUP_OUTPUTS = 6
 """At most this many outputs per merged kernel (Adam with amsgrad writes four)."""
@@ -42,7 +46,7 @@ _NOT_ELEMENTWISE = frozenset({Op.REDUCE, Op.SCATTER, Op.INDEX, Op.WINDOW})
 @dataclass
 class _Group:
     """Kernels merging into one: their schedule items (in order) and what they read."""
-    members: list = field(default_factory=list)          # ScheduleItems, in schedule order
+    members: list["ScheduleItem"] = field(default_factory=list)   # in schedule order
     reads: set[Node] = field(default_factory=set)        # input nodes of all members
     outputs: set[Node] = field(default_factory=set)      # output nodes of all members
 
@@ -51,7 +55,7 @@ class _Group:
         return self.members[0].output.shape
 
 
-def is_elementwise_kernel(item) -> bool:
+def is_elementwise_kernel(item: "ScheduleItem") -> bool:
     """A kernel item computing its output element by element from its inputs, with at least one
     arithmetic op (a pure copy keeps its own tiling: codegen/transpose_tiles.py)."""
     if item.kind != "kernel" or item.output.numel == 0:
@@ -62,7 +66,7 @@ def is_elementwise_kernel(item) -> bool:
     return any(n.op in ELEMENTWISE for n in nodes)
 
 
-def reads_only_elementwise(item, outputs: set[Node]) -> bool:
+def reads_only_elementwise(item: "ScheduleItem", outputs: set[Node]) -> bool:
     """Every read `item` makes of one of `outputs` is element for element: its DEFINE_BUF placeholder
     is used directly by arithmetic, never through a view (a view would read other elements, which a
     fused loop has not computed yet)."""
@@ -75,7 +79,7 @@ def reads_only_elementwise(item, outputs: set[Node]) -> bool:
     return True
 
 
-def can_join(group: _Group, item) -> str:
+def can_join(group: _Group, item: "ScheduleItem") -> str:
     """'' when `item` may join `group`, else why not (for tests and DEBUG)."""
     if item.device != group.members[0].device:
         return "another device"
@@ -95,7 +99,7 @@ def can_join(group: _Group, item) -> str:
     return ""
 
 
-def find_groups(items: list) -> list[list[int]]:
+def find_groups(items: list["ScheduleItem"]) -> list[list[int]]:
     """Indices of the schedule items to merge, one list per group of two or more, in schedule order."""
     open_groups: list[_Group] = []
     closed: list[_Group] = []
@@ -119,7 +123,7 @@ def find_groups(items: list) -> list[list[int]]:
     return [[index_of[id(m)] for m in grp.members] for grp in closed + open_groups if len(grp.members) > 1]
 
 
-def merge_group(members: list) -> tuple[Node, list[Node], list[str]]:
+def merge_group(members: list["ScheduleItem"]) -> tuple[Node, list[Node], list[str]]:
     """The AST, input nodes (by slot 1..n, extra outputs last) and fused op names of one kernel
     computing every member's output. Slot 0 is the last member's output; a member's output read by a
     later member is computed in place (the same node, so the renderer computes it once)."""
@@ -154,25 +158,26 @@ def merge_group(members: list) -> tuple[Node, list[Node], list[str]]:
     return ast, inputs + extra, fused
 
 
-def fuse_siblings(items: list, item_type) -> list:
+def fuse_siblings(items: list["ScheduleItem"]) -> list["ScheduleItem"]:
     """The schedule with each group of sibling kernels (find_groups) replaced by "alloc" items for
     all but the last member's output, followed by one kernel writing every output, at the last
-    member's position. `item_type` is schedule.ScheduleItem (passed in: schedule imports this)."""
+    member's position."""
     groups = find_groups(items)
     if not groups:
         return items
-    replaced: dict[int, list] = {}
+    replaced: dict[int, list["ScheduleItem"]] = {}
     dropped: set[int] = set()
     for group in groups:
         members = [items[k] for k in group]
         ast, inputs, fused = merge_group(members)
         last = members[-1]
-        allocs = [item_type("alloc", m.output, m.output, [], REASON_ALLOC, m.device) for m in members[:-1]]
+        allocs = [replace(m, kind="alloc", ast=m.output, inputs=[], reason=REASON_ALLOC, fused_ops=[])
+                  for m in members[:-1]]
         reason = f"{last.reason} (+{len(members) - 1} sibling output(s) in the same pass)"
-        kernel = item_type("kernel", ast, last.output, inputs, reason, last.device, fused)
+        kernel = replace(last, ast=ast, inputs=inputs, reason=reason, fused_ops=fused)
         replaced[group[-1]] = allocs + [kernel]
         dropped |= set(group[:-1])
-    out: list = []
+    out: list["ScheduleItem"] = []
     for k, item in enumerate(items):
         if k in dropped:
             continue
