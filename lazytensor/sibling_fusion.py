@@ -107,7 +107,8 @@ def find_groups(items: list["ScheduleItem"]) -> list[list[int]]:
     for item in items:
         reads = set(item.inputs)
         joined = None
-        if is_elementwise_kernel(item):
+        elementwise = is_elementwise_kernel(item)
+        if elementwise:
             joined = next((grp for grp in open_groups if not can_join(grp, item)), None)
         # a group whose output this item reads without joining cannot move past it: close it
         for grp in list(open_groups):
@@ -118,7 +119,7 @@ def find_groups(items: list["ScheduleItem"]) -> list[list[int]]:
             joined.members.append(item)
             joined.reads |= reads
             joined.outputs.add(item.output)
-        elif is_elementwise_kernel(item):
+        elif elementwise:
             open_groups.append(_Group([item], set(reads), {item.output}))
     return [[index_of[id(m)] for m in grp.members] for grp in closed + open_groups if len(grp.members) > 1]
 
