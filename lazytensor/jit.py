@@ -206,10 +206,8 @@ class ReplaySequence:
         for _, rs in self.kernels:
             rs.kernel.launches += 1
         if failed >= 0:
-            found = err.copy()
-            err[:] = 0
             _, rs = self.kernels[failed]
-            _raise_kernel_error(found, rs.step, rs.kernel)
+            _raise_kernel_error(err, rs.step, rs.kernel)
         return made
 
 

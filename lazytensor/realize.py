@@ -188,9 +188,7 @@ def launch_kernel(ck: CompiledKernel, step: PlannedStep, out: Buffer, operands: 
     seconds = ck.program(*handles)
     ck.launches += 1
     if err_view[0] != 0:
-        found = err.copy()
-        err[:] = 0   # kernels only write it on an error: clean for the next launch
-        _raise_kernel_error(found, step, ck)
+        _raise_kernel_error(err, step, ck)
     seconds = seconds or 0.0
     if _listeners or config.DEBUG >= 2:
         _report_launch(ck, step, out, operands, seconds)
@@ -210,7 +208,11 @@ def _report_launch(ck: CompiledKernel, step: PlannedStep, out: Buffer, operands:
               f"{'cached' if ck.was_cached else 'compiled'}  ({step.reason})")
 
 
-def _raise_kernel_error(err: np.ndarray, step: PlannedStep, ck: CompiledKernel) -> None:
+def _raise_kernel_error(err_slots: np.ndarray, step: PlannedStep, ck: CompiledKernel) -> None:
+    """Raise the error a kernel reported in its error buffer, after clearing the buffer (kernels only
+    write it on an error, so it must be clean for the next launch)."""
+    err = err_slots.copy()
+    err_slots[:] = 0
     ops = "+".join(step.fused_ops)
     if err[0] == 1:
         raise IndexError(f"index {int(err[1])} is out of bounds for dimension with size {int(err[2])} "
