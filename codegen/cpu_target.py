@@ -33,6 +33,12 @@ def host_vector_unit() -> VectorUnit:
     return VectorUnit(16, 16)
 
 
+@functools.cache
+def host_has_fma() -> bool:
+    """The host has fused multiply-add instructions for its AVX registers (x86 FMA3: every AVX2 CPU)."""
+    return "fma" in _cpu_flags()
+
+
 def _cpu_flags() -> set[str]:
     try:
         with open("/proc/cpuinfo") as f:

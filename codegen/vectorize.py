@@ -32,7 +32,7 @@ from lazytensor import symbolic as sym
 from lazytensor.graph import Node, toposort
 from lazytensor.ops import Op
 
-from lazytensor.codegen.cpu_target import VectorUnit, host_vector_unit
+from lazytensor.codegen.cpu_target import VectorUnit, host_has_fma, host_vector_unit
 from lazytensor.codegen.kernel import LoopKernel, LoopNest, Store, reduce_loops
 
 VECTOR_DTYPES = (dtypes.float32, dtypes.float64)
@@ -324,12 +324,14 @@ def vectorize_nest(nest: LoopNest, lane_ranges: frozenset[Node], unit: VectorUni
 
 
 def _one_instruction_fma(reduce: Node) -> bool:
-    """The C renderer writes this reduce's vector FMA as one AVX-512 intrinsic (a whole register on an
-    AVX-512 host; render/c.py), not as a per-lane loop; scalar reduces count as such too."""
+    """The C renderer writes this reduce's vector FMA as one intrinsic (a whole register on an AVX-512
+    host, or on an AVX host with FMA; render/c.py), not as a per-lane loop; scalar reduces count as
+    such too."""
     if not reduce.shape:
         return True
     unit = host_vector_unit()
-    return unit.width_bytes == 64 and register_lanes(reduce.shape[0]) * reduce.dtype.itemsize == 64
+    whole_register = register_lanes(reduce.shape[0]) * reduce.dtype.itemsize == unit.width_bytes
+    return whole_register and (unit.width_bytes == 64 or (unit.width_bytes == 32 and host_has_fma()))
 
 
 def _widths(nest: LoopNest) -> str:
