@@ -42,6 +42,16 @@ def _compiler() -> str:
     return out.splitlines()[0] if out else cc
 
 
+def vector_unit_description() -> str:
+    """The SIMD unit our CPU codegen targets on this host (codegen/cpu_target.py): the register width
+    decides our matmul/conv tiles, so figures from an AVX2 host and an AVX-512 host differ a lot."""
+    from lazytensor.codegen.cpu_target import host_has_fma, host_vector_unit
+    unit = host_vector_unit()
+    name = {64: "AVX-512", 32: "AVX/AVX2", 16: "128-bit SIMD"}.get(unit.width_bytes, f"{unit.width_bytes}-byte")
+    fma = ", FMA" if host_has_fma() or unit.width_bytes == 64 else ""
+    return f"{name} ({unit.registers} registers of {unit.width_bytes} bytes{fma})"
+
+
 def machine_info() -> dict[str, str]:
     """CPU, cores, OS, Python, compiler, package versions, date and load: the header of results.md."""
     try:
@@ -51,6 +61,7 @@ def machine_info() -> dict[str, str]:
     return {
         "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
         "cpu": cpu_model(),
+        "vector unit": vector_unit_description(),
         "cores": str(os.cpu_count()),
         "os": platform.platform(),
         "python": platform.python_version(),
