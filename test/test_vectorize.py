@@ -309,3 +309,25 @@ def test_short_conv_taps_stay_unrolled_where_the_fma_is_one_instruction(monkeypa
     assert any(note.startswith("unroll") for note in kernel.notes), kernel.notes
     assert kernel.unrolled_ranges
     assert "unroll" in _render(kernel)
+
+
+def test_bias_vectors_are_loaded_after_the_reduce_and_not_pinned():
+    """A matmul tile's bias (an epilogue load) is loaded after the reduce loop through the helper the
+    compiler may not hoist, so it does not hold registers across the reduce; only the column vectors
+    inside the reduce are pinned. Same bits as the scalar tile, and the bias is really added."""
+    if host_vector_unit().width_bytes < 32:
+        pytest.skip("needs an AVX or AVX-512 host")
+    rng = np.random.default_rng(5)
+    x = lt.tensor(rng.standard_normal((4, 24, 40)).astype(np.float32))
+    w = lt.tensor(rng.standard_normal((64, 40)).astype(np.float32))
+    bias = lt.tensor(rng.standard_normal(64).astype(np.float32))
+    with lt.no_grad():
+        out = F.linear(x, w, bias)
+        fast, slow, source = _both_variants(out)
+    np.testing.assert_array_equal(fast, slow)
+    assert "_load_late(&b" in source
+    kernel_text = source[source.index("acc"):]
+    first_reduce = kernel_text.index("for (long long r")
+    assert "_load_late(&b" not in kernel_text[:first_reduce]     # not above the first reduce loop
+    want = x.numpy() @ w.numpy().T + bias.numpy()
+    np.testing.assert_allclose(out.numpy(), want, rtol=1e-5, atol=1e-5)
