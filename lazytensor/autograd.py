@@ -253,7 +253,10 @@ CUSTOM_GRADIENTS: "weakref.WeakKeyDictionary[Node, CustomGradient]" = weakref.We
 def define_gradient(output: Node, inputs: tuple[Node, ...], rule: CustomGradRule) -> None:
     """Make `gradients` differentiate `output` with respect to `inputs` (nodes it was computed from)
     by `rule` instead of through the ops between them. A gradient reaching an inner node from another
-    consumer still flows generically, so the result stays exact whoever else reads the inner nodes."""
+    consumer still flows generically, so the result stays exact whoever else reads the inner nodes.
+    Where an input is no longer in output's graph (view folding: linear(linear(x)) reads the first
+    result's reduce through one merged reshape, not its output node), the gradient flows generically
+    too: a gradient handed to a node outside the graph would be lost."""
     CUSTOM_GRADIENTS[output] = CustomGradient(tuple(inputs), rule)
 
 
@@ -405,12 +408,13 @@ def gradients(output: Node, seed: Node, targets: list[Node] | None = None) -> di
                 relevant.add(n)
                 break
     grads: dict[Node, Node] = {output: seed}
+    walked = set(order)
     for n in reversed(order):
         grad = grads.get(n)
         if grad is None or n not in relevant or n in opaque or n.op in NO_GRADIENT:
             continue
         custom = CUSTOM_GRADIENTS.get(n)
-        if custom is not None:
+        if custom is not None and all(src in walked for src in custom.inputs):
             srcs = custom.inputs
             src_grads = custom.rule(grad, tuple(src in relevant for src in srcs))
         else:
