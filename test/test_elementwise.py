@@ -592,3 +592,35 @@ def test_float64_to_float32_rounding_survives_widening_again():
     a = np.random.default_rng(0).standard_normal((4, 9))
     got = (lt.tensor(a).float().double() * lt.tensor(a)).numpy()
     np.testing.assert_array_equal(got, a.astype(np.float32).astype(np.float64) * a)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_exp_within_one_ulp_of_torch_across_its_whole_range(dtype):
+    """A dense sweep over every exponent exp can give (overflow, subnormal results and underflow to
+    0 included): our polynomial exp stays within 1 ulp of PyTorch's, and is mostly exact."""
+    np_dtype = getattr(np, dtype)
+    top = 95.0 if dtype == "float32" else 715.0
+    a = np.concatenate([np.linspace(-top - 20, top, 100_001), SPECIAL]).astype(np_dtype)
+    got = lt.tensor(a).exp().numpy()
+    want = torch.from_numpy(a).exp().numpy()
+    finite = np.isfinite(want) & (want != 0)
+    ulps = np.abs(got[finite] - want[finite]) / np.spacing(np.abs(want[finite]))
+    assert ulps.max() <= 1.0, f"exp: {ulps.max()} ulp from torch at x={a[finite][ulps.argmax()]}"
+    assert ulps.mean() < 0.2, f"exp: mean error {ulps.mean()} ulp"
+    np.testing.assert_array_equal(got[~finite], want[~finite])
+
+
+@pytest.mark.parametrize("dtype", ["int8", "int16", "int32", "int64", "uint8"])
+def test_integer_where_matches_torch_including_extreme_values(dtype):
+    """where on integers renders as a bit blend (a branch would keep the C loop scalar): every bit of
+    both values must survive, the sign bit and the widest values included."""
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(3)
+    a = np.concatenate([rng.integers(info.min, info.max, 61, endpoint=True), [info.min, info.max, 0]]).astype(dtype)
+    b = np.concatenate([rng.integers(info.min, info.max, 61, endpoint=True), [info.max, info.min, -1 if info.min else 1]]).astype(dtype)
+    cond = rng.random(64) < 0.5
+    x, tx = lt_and_torch(a, dtype)
+    y, ty = lt_and_torch(b, dtype)
+    c, tc = lt_and_torch(cond, "bool")
+    check(lt.where(c, x, y), torch.where(tc, tx, ty))
+    check(lt.where(c[::2], x[::2], 7), torch.where(tc[::2], tx[::2], 7))

@@ -331,3 +331,15 @@ def test_bias_vectors_are_loaded_after_the_reduce_and_not_pinned():
     assert "_load_late(&b" not in kernel_text[:first_reduce]     # not above the first reduce loop
     want = x.numpy() @ w.numpy().T + bias.numpy()
     np.testing.assert_allclose(out.numpy(), want, rtol=1e-5, atol=1e-5)
+
+
+def test_integer_selects_are_branch_free_so_elementwise_loops_vectorize():
+    """An integer where in an elementwise kernel (exp's NaN guard on its exponent) renders as a mask
+    blend, not `c ? a : b`: GCC vectorizes no loop with a branch (if-conversion is off)."""
+    x = lt.tensor(np.arange(-8, 8, dtype=np.int32))
+    out = lt.where(x > 0, x, x * 3)
+    (item,) = out.schedule()
+    source = _render(optimize(lower_kernel(item.ast), HEURISTIC))
+    assert "lt_select_int32(" in source
+    assert " ? " not in source
+    np.testing.assert_array_equal(out.numpy(), np.where(np.arange(-8, 8) > 0, np.arange(-8, 8), np.arange(-8, 8) * 3))

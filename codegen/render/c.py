@@ -43,6 +43,16 @@ BLEND_HELPERS = {
 }
 
 
+
+
+def int_blend_helper(name: str, c_type: str) -> str:
+    """`name(c, a, b)`: c ? a : b for the integer type c_type without a branch (a mask of c's truth)."""
+    mask = "unsigned long long" if "long" in c_type else "unsigned int"
+    return (f"static inline {c_type} {name}(int c, {c_type} a, {c_type} b) {{\n"
+            f"  {mask} m = 0u - ({mask})(c != 0);\n"
+            f"  return ({c_type})((({mask})a & m) | (({mask})b & ~m));\n}}")
+
+
 MASK_SCALARS = {4: "int", 8: "long long"}
 
 
@@ -204,7 +214,13 @@ class CRenderer(CStyleRenderer):
     outline_parallel_body = True
 
     def select(self, cond: str, a: str, b: str, dt: DType) -> str:
+        """cond ? a : b as a bit blend for floats and integers (see max_fn: a branch would keep the
+        loop scalar); bools keep the conditional expression."""
         t = self.type_name(dt)
+        if dt.is_int:
+            name = f"lt_select_{dt.name}"
+            self.extra_helpers[name] = int_blend_helper(name, t)
+            return f"{name}({cond}, {a}, {b})"
         if t not in BLEND_HELPERS:
             return super().select(cond, a, b, dt)
         self.extra_helpers[f"lt_select_{t}"] = BLEND_HELPERS[t]
