@@ -47,6 +47,10 @@ class ReduceMixin:
             x = self._pad_zeros(grow)
             if op is Op.MUL:
                 x = x + 1
+            if 0 in x.shape:
+                # the result is empty as well (a kept axis has size 0): its values do not matter, so the
+                # reduced axes are cut to size 1 and nothing is left to reduce (x (0, 4) @ w (4, 3))
+                x = x._shrink([(0, 1) if i in axes else (0, s) for i, s in enumerate(x.shape)])
         node = g.reduce(x.node, op, axes)
         out = self._new(node)
         if not keepdim:

@@ -748,6 +748,34 @@ def test_size_zero_leaf_gets_size_zero_grad() -> None:
     assert x.grad.numpy().shape == (0, 3)
 
 
+EMPTY_RESULT_CASES = [
+    ("linear", lambda x, w, b: lt.nn.functional.linear(x, w, b), lambda x, w, b: torch.nn.functional.linear(x, w, b)),
+    ("matmul", lambda x, w, b: x @ w.T + b, lambda x, w, b: x @ w.T + b),
+    ("sum_kept_empty", lambda x, w, b: x.sum(1, keepdim=True) * w.sum() + b.sum(),
+     lambda x, w, b: x.sum(1, keepdim=True) * w.sum() + b.sum()),
+    ("prod_kept_empty", lambda x, w, b: x.prod(1) * w.sum(), lambda x, w, b: x.prod(1) * w.sum()),
+]
+
+
+@pytest.mark.parametrize("name,ours,theirs", EMPTY_RESULT_CASES, ids=[c[0] for c in EMPTY_RESULT_CASES])
+def test_reduce_with_an_empty_result_keeps_the_gradient(name, ours, theirs) -> None:
+    """A reduce whose result is empty too (a batch of 0 through a linear layer) still requires grad,
+    and backward gives every leaf a zero gradient of its shape, as in PyTorch."""
+    arrays = [np.zeros((0, 4)), np.arange(12.0).reshape(3, 4), np.ones(3)]
+    leaves = [lt.tensor(a, requires_grad=True) for a in arrays]
+    tleaves = [torch.tensor(a, requires_grad=True) for a in arrays]
+    out, tout = ours(*leaves), theirs(*tleaves)
+    assert out.requires_grad and tuple(out.shape) == tuple(tout.shape)
+    out.sum().backward()
+    tout.sum().backward()
+    for leaf, tleaf in zip(leaves, tleaves):
+        if tleaf.grad is None:   # a leaf the output does not use
+            assert leaf.grad is None
+            continue
+        assert tuple(leaf.grad.shape) == tuple(tleaf.grad.shape)
+        assert_close(leaf.grad, tleaf.grad)
+
+
 def test_zero_dim_leaf() -> None:
     x, tx = _leaf(1.5, "float64"), torch.tensor(1.5, dtype=torch.float64, requires_grad=True)
     for xx in (x, tx):
