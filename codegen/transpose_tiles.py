@@ -9,7 +9,8 @@ lines, each used T times while it sits in L1.
 
 On an AVX-512 host a transposing copy of 4-byte elements goes further: each 16×16 tile is read as 16
 row vectors, transposed in registers (64 shuffles) and written as 16 row vectors, where the plain loop
-moves one element per load and store (register_transpose_loops; rendered by render/c.py).
+moves one element per load and store (register_transpose_loops; rendered by render/c.py). An AVX host
+does the same with 8×8 tiles (24 shuffles).
 """
 from __future__ import annotations
 
@@ -107,8 +108,12 @@ def _tile_position(outer: Node, inner: Node, size: int, t: int) -> Node:
     return sym.add(sym.mul(outer, sym.const(t)), inner) if size > t else inner
 
 
-REGISTER_TILE = 16
-"""Side of the tiles a transposing copy of 4-byte elements moves through AVX-512 registers (16 lanes)."""
+def register_tile() -> int:
+    """Side of the tiles a transposing copy of 4-byte elements moves through this host's vector
+    registers: 16 with AVX-512, 8 with AVX (a 16-byte unit has none: 0)."""
+    return {64: 16, 32: 8}.get(host_vector_unit().width_bytes, 0)
+
+
 REGISTER_TRANSPOSE_MAX_BYTES = 8 << 20
 """Largest copy (bytes read) moved through registers. Measured, alternating (2 threads, plain tiles vs
 registers): (128, 784).T 36 -> 11 us, (512, 784) packed for matmul ~90 -> ~50 us, 1024² 470 -> 314 us,
@@ -116,10 +121,13 @@ registers): (128, 784).T 36 -> 11 us, (512, 784) packed for matmul ~90 -> ~50 us
 14.9 ms, (32, 512, 784) swapping the last two 4.1 -> 5.7 ms. Those keep the cache tiles."""
 
 
-def register_transpose_loop(nest: LoopNest, itemsize: int) -> int | None:
+def register_transpose_loop(nest: LoopNest, itemsize: int, tile: int | None = None) -> int | None:
     """The position of the loop a pure copy reads contiguously while it writes along its innermost
-    loop, when both loops split into REGISTER_TILE × REGISTER_TILE tiles a register transpose can move
-    (4-byte elements, an ungated load of the stored dtype, linear indices); else None."""
+    loop, when both loops split into tile × tile tiles (default: register_tile()) a register transpose
+    can move (4-byte elements, an ungated load of the stored dtype, linear indices); else None."""
+    tile = register_tile() if tile is None else tile
+    if not tile:
+        return None
     if nest.serial_reason or nest.body_stores or len(nest.stores) != 1 or len(nest.loops) < 2:
         return None
     st = nest.stores[0]
@@ -132,12 +140,12 @@ def register_transpose_loop(nest: LoopNest, itemsize: int) -> int | None:
         return None
     inner = nest.loops[-1]
     store_coefs, load_coefs = _coefficients(st.index), _coefficients(value.srcs[0])
-    if store_coefs.get(inner.var) != 1 or not load_coefs.get(inner.var) or inner.size % REGISTER_TILE:
+    if store_coefs.get(inner.var) != 1 or not load_coefs.get(inner.var) or inner.size % tile:
         return None
     if not _linear_in(st.index, nest) or not _linear_in(value.srcs[0], nest):
         return None
     for pos, loop in enumerate(nest.loops[:-1]):
-        if load_coefs.get(loop.var) == 1 and store_coefs.get(loop.var) and loop.size % REGISTER_TILE == 0:
+        if load_coefs.get(loop.var) == 1 and store_coefs.get(loop.var) and loop.size % tile == 0:
             return pos
     return None
 
@@ -151,18 +159,19 @@ def _linear_in(index: Node, nest: LoopNest) -> bool:
 
 def tile_transposed_copies(kernel: LoopKernel, choices=None) -> LoopKernel:
     """Tile every transposing copy nest (see the module docstring): through registers where
-    register_transpose_loop allows it (an AVX-512 host), else for the cache where a sweep thrashes."""
+    register_transpose_loop allows it (an AVX or AVX-512 host), else for the cache where a sweep thrashes."""
     nests = []
     notes = list(kernel.notes)
-    in_registers = host_vector_unit().width_bytes == 64 and (choices is None or choices.vectorize)
+    tile = register_tile()
+    in_registers = tile > 0 and (choices is None or choices.vectorize)
     for nest in kernel.nests:
         pos = None
         if in_registers and nest.stores:
             pos = register_transpose_loop(nest, kernel.buffers[nest.stores[0].slot].dtype.itemsize)
         if pos is not None:
             names = f"{nest.loops[pos].var.arg[0]} and {nest.loops[-1].var.arg[0]}"
-            nest = replace(tile_nest(nest, pos, REGISTER_TILE), register_transpose=REGISTER_TILE)
-            notes.append(f"transpose {REGISTER_TILE}x{REGISTER_TILE} tiles over {names} in registers")
+            nest = replace(tile_nest(nest, pos, tile), register_transpose=tile)
+            notes.append(f"transpose {tile}x{tile} tiles over {names} in registers")
             nests.append(nest)
             continue
         pos = transposed_loop(nest)

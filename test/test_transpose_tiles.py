@@ -9,6 +9,8 @@ from lazytensor.codegen.lower import lower_kernel
 from lazytensor.codegen.opt import optimize
 from lazytensor.codegen.cpu_target import host_vector_unit
 from lazytensor.codegen.render.c import CRenderer
+from lazytensor.beam import _Timer
+from lazytensor.codegen import transpose_tiles
 from lazytensor.codegen.transpose_tiles import register_transpose_loop, sweep_thrashes, transposed_loop
 
 CASES = [((1024, 1024), (1, 0)), ((512, 2048), (1, 0)), ((2048, 96), (1, 0)), ((64, 1024, 8), (2, 1, 0)),
@@ -52,7 +54,7 @@ def test_sweep_thrashes_when_the_lines_outnumber_their_l2_sets(lines, stride, th
     assert sweep_thrashes(lines, stride) is thrashes
 
 
-# ---- register transposes (AVX-512 hosts): 16x16 tiles of 4-byte elements through vector registers ----
+# ---- register transposes (AVX-512 / AVX hosts): 16x16 / 8x8 tiles of 4-byte elements through vector registers ----
 
 REGISTER_CASES = [((128, 784), (1, 0)), ((512, 784), (1, 0)), ((64, 1024, 16), (2, 1, 0)), ((16, 16), (1, 0)),
                   ((3, 32, 48), (0, 2, 1)), ((48, 5, 32), (2, 1, 0)), ((17, 32), (1, 0)), ((32, 20), (1, 0))]
@@ -80,9 +82,10 @@ def test_a_matmul_weight_pack_is_a_register_transpose_of_a_strided_view():
     kernel = _kernel(packed)
     assert register_transpose_loop(kernel.nests[0], 4) is not None
     optimized = optimize(kernel)
-    if host_vector_unit().width_bytes == 64:
+    side = {64: 16, 32: 8}.get(host_vector_unit().width_bytes)
+    if side:
         assert any("in registers" in note for note in optimized.notes), optimized.notes
-        assert "lt_transpose16_b32" in CRenderer().render(optimized)
+        assert f"lt_transpose{side}_b32" in CRenderer().render(optimized)
     ref = w.numpy().T.reshape(784, 16, 32).transpose(1, 0, 2)
     np.testing.assert_array_equal(packed.numpy(), ref)
 
@@ -93,3 +96,18 @@ def test_register_transposes_need_whole_tiles_of_4_byte_plain_copies():
                                    8) is None
     computed = _kernel((lt.randn(32, 32).realize().T * 2).contiguous())
     assert register_transpose_loop(computed.nests[0], 4) is None      # not a plain copy
+
+
+@pytest.mark.parametrize("side", [8, 16])
+@pytest.mark.parametrize("shape,perm", [((128, 784), (1, 0)), ((3, 32, 48), (0, 2, 1)), ((48, 5, 32), (2, 1, 0))])
+def test_both_register_tile_sides_match_numpy_on_any_host(side, shape, perm, monkeypatch):
+    """The 8x8 (AVX) and 16x16 (AVX-512) transpose helpers, each forced on whatever host runs the
+    tests (where the host lacks the instructions, the helper's element loop runs instead)."""
+    monkeypatch.setattr(transpose_tiles, "register_tile", lambda: side)
+    kernel = _kernel(lt.randn(*shape).realize().permute(*perm).contiguous())
+    optimized = optimize(kernel)
+    assert f"lt_transpose{side}_b32(" in CRenderer().render(optimized)
+    timer = _Timer(kernel)   # the same random input through the plain loop and the register tiles
+    _, want = timer.run(kernel)
+    _, got = timer.run(optimized)
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))

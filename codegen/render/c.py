@@ -100,6 +100,43 @@ static inline void lt_transpose16_b32(void* restrict dst, long long ds, const vo
 }"""
 
 
+TRANSPOSE8_HELPER = """#if defined(__AVX__)
+#include <immintrin.h>
+#endif
+static inline void lt_transpose8_b32(void* restrict dst, long long ds, const void* restrict src, long long ss) {
+#if defined(__AVX__)
+  const float* s = (const float*)src; float* d = (float*)dst;
+  __m256 r[8], t[8];
+  _Pragma("GCC unroll 8")
+  for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(s + i * ss);
+  _Pragma("GCC unroll 4")
+  for (int i = 0; i < 8; i += 2) {   /* t[i]: row i and i+1 interleaved, per 128-bit half */
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  _Pragma("GCC unroll 2")
+  for (int i = 0; i < 8; i += 4) {   /* r[i + c], each half: column c (of that half) of rows i..i+3 */
+    r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+    r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+    r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  _Pragma("GCC unroll 4")
+  for (int c = 0; c < 4; c++) {      /* low halves give columns 0..3, high halves columns 4..7 */
+    _mm256_storeu_ps(d + c * ds, _mm256_permute2f128_ps(r[c], r[4 + c], 0x20));
+    _mm256_storeu_ps(d + (4 + c) * ds, _mm256_permute2f128_ps(r[c], r[4 + c], 0x31));
+  }
+#else
+  const char* s = (const char*)src; char* d = (char*)dst;
+  for (int i = 0; i < 8; i++)
+    for (int j = 0; j < 8; j++) memcpy(d + (j * ds + i) * 4, s + (i * ss + j) * 4, 4);
+#endif
+}"""
+
+TRANSPOSE_HELPERS = {16: TRANSPOSE16_HELPER, 8: TRANSPOSE8_HELPER}
+"""Register-transpose helpers by tile side: 16 (AVX-512) and 8 (AVX) lanes of 4-byte elements."""
+
+
 def vector_support(scalar: str, lanes: int) -> tuple[str, str]:
     """(type name, source) of GCC's vector of `lanes` `scalar`s with its load, store, broadcast,
     fused multiply-add, select and max helpers (floats), or its broadcast (the integer lane masks
@@ -329,9 +366,10 @@ class CRenderer(CStyleRenderer):
 
     def render_store(self, kernel: LoopKernel, st: Store) -> str:
         if self.transpose_strides is not None:
-            self.extra_helpers.setdefault("lt_transpose16_b32", TRANSPOSE16_HELPER)
-            dst_stride, src_stride = self.transpose_strides
-            return (f"lt_transpose16_b32(&b{st.slot}[{self.ref(st.index)}], {dst_stride}ll, "
+            dst_stride, src_stride, side = self.transpose_strides
+            name = f"lt_transpose{side}_b32"
+            self.extra_helpers.setdefault(name, TRANSPOSE_HELPERS[side])
+            return (f"{name}(&b{st.slot}[{self.ref(st.index)}], {dst_stride}ll, "
                     f"&b{st.value.arg}[{self.ref(st.value.srcs[0])}], {src_stride}ll);")
         if st.value.shape:
             target = f"&b{st.slot}[{self.ref(st.index)}]"
@@ -347,7 +385,7 @@ class CRenderer(CStyleRenderer):
 
     def render_nest(self, kernel: LoopKernel, nest: LoopNest) -> list[str]:
         self.nest_checks_errors = kernel.checks_errors
-        self.transpose_strides: tuple[int, int] | None = None
+        self.transpose_strides: tuple[int, int, int] | None = None   # (write, read stride, tile side)
         if nest.register_transpose:
             nest = self._transpose_tile_corner(nest)
         return super().render_nest(kernel, nest)
@@ -362,7 +400,7 @@ class CRenderer(CStyleRenderer):
         corner = {rows: sym.const(0), cols: sym.const(0)}
         store_terms, _ = sym._linear(st.index)
         load_terms, _ = sym._linear(load.srcs[0])
-        self.transpose_strides = (store_terms[rows], load_terms[cols])
+        self.transpose_strides = (store_terms[rows], load_terms[cols], nest.register_transpose)
         index, source = sym.substitute([st.index, load.srcs[0]], corner)
         corner_load = Node.make(Op.LOAD, load.dtype, (source,), load.arg, ())
         return replace(nest, loops=nest.loops[:-2], stores=(Store(st.slot, index, corner_load),),
