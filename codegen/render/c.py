@@ -249,6 +249,7 @@ def _partial_load_store(scalar: str, name: str, lanes: int, width: int) -> list[
 class CRenderer(CStyleRenderer):
     device = "CPU"
     outline_parallel_body = True
+    hoist_above_flat_loop = True
 
     def select(self, cond: str, a: str, b: str, dt: DType) -> str:
         """cond ? a : b as a bit blend for floats and integers (see max_fn: a branch would keep the

@@ -102,6 +102,7 @@ class CStyleRenderer:
     helper_prefix = "static inline"
     index_type = "long long"        # loop variables and index arithmetic
     outline_parallel_body = False   # C: the body of a parallel loop becomes its own function (see outline_body)
+    hoist_above_flat_loop = False   # C: a one-loop nest computes its loop invariants before the loop
 
     # ---- dialect hooks ----
     def type_name(self, dt: DType) -> str:
@@ -177,7 +178,7 @@ class CStyleRenderer:
             lines = self.render_nest(kernel, nest) if len(group) == 1 else self.render_group(kernel, group)
             if self.outline_parallel_body and nest.loops and nest.loops[0].parallel:
                 lines = self.outline_body(lines, nest, index)
-            if not nest.loops and len(kernel.nests) > 1:
+            if (not nest.loops or self.lines_before_loops) and len(kernel.nests) > 1:
                 lines = ["  {"] + ["  " + line for line in lines] + ["  }"]   # its names are its own
             body += lines
             index += len(group)
@@ -203,6 +204,7 @@ class CStyleRenderer:
             lines += [indent + "{"] + [indent + line for line in inner] + [indent + "}"]
         for k in range(depth):
             lines.append("  " * (depth - k) + "}")
+        self.lines_before_loops, self.hoisted_names = 0, []   # each member's own are inside its block
         return lines
 
     def render_nest(self, kernel: LoopKernel, nest: LoopNest) -> list[str]:
@@ -210,7 +212,12 @@ class CStyleRenderer:
         self.unrolled_ranges = kernel.unrolled_ranges
         self.buffer_dtypes = [buf.dtype for buf in kernel.buffers]
         self.lane_ranges = kernel.lane_ranges
-        lines: list[str] = []
+        # loop invariants of a one-loop nest (Adam's step size, narrowed from double through an asm
+        # barrier) are computed before the loop: inside it, the barrier keeps the loop scalar
+        lines: list[str] = self.emit_scope(None, "  ", 0) if self.invariants_above_loop else []
+        self.lines_before_loops = len(lines)
+        self.hoisted_names = [(self.value_type(n), self.names[n]) for n in self.nodes
+                              if n in self.names and self.loop_depth.get(n) == 0] if lines else []
         indent = "  "
         for depth, loop in enumerate(nest.loops):
             pragma = self.loop_pragma(nest, depth)
@@ -230,6 +237,7 @@ class CStyleRenderer:
 
     def prepare_nest(self, nest: LoopNest) -> None:
         """Order the nest's scalar nodes and find each one's scope, use count and name table."""
+        self.invariants_above_loop = self.hoist_above_flat_loop and len(nest.loops) == 1
         roots: list[Node] = []
         for st in nest.stores:
             roots += [st.index, st.value]
@@ -262,12 +270,16 @@ class CStyleRenderer:
         parameters: OpenMP's outlining otherwise loses `restrict`, and GCC then will not vectorize
         the inner loops. lines = [pragma, for-line, body..., closing brace]."""
         var = nest.loops[0].var.arg[0]
+        # values computed before the loop (a one-loop nest's invariants) become parameters as well
+        before, lines = lines[:self.lines_before_loops], lines[self.lines_before_loops:]
         pragma, loop_line, body, closing = lines[0], lines[1], lines[2:-1], lines[-1]
         fname = f"{self.kernel_name}_body{index}"
-        function = [f"static void {fname}(long long {var}, {self.param_decls}) {{"]
+        extra_decls = "".join(f", {t} {name}" for t, name in self.hoisted_names)
+        extra_names = "".join(f", {name}" for _, name in self.hoisted_names)
+        function = [f"static void {fname}(long long {var}, {self.param_decls}{extra_decls}) {{"]
         function += [line[2:] for line in body] + ["}"]
         self.extra_helpers[fname] = "\n".join(function)
-        return [pragma, loop_line, f"    {fname}({var}, {self.param_names});", closing]
+        return before + [pragma, loop_line, f"    {fname}({var}, {self.param_names}{extra_names});", closing]
 
     def _reduce_groups(self, nodes: list[Node]) -> dict[Node, tuple[Node, ...]]:
         """REDUCE_LOOPs over the same ranges (the lanes of an upcast tile) are rendered as one loop
@@ -355,7 +367,8 @@ class CStyleRenderer:
         depth: dict[Node, int] = {}
         for n in nodes:
             needed = [position[r] for r in self.deps[n] if r in position]
-            depth[n] = max(needed, default=min(1, innermost)) if self.scope[n] is None else innermost
+            lowest = 0 if self.invariants_above_loop else min(1, innermost)
+            depth[n] = max(needed, default=lowest) if self.scope[n] is None else innermost
         # a reduce group is one loop, emitted at one depth: the deepest its members need (a member
         # whose body folded to a constant needs none); what uses a member is computed no higher
         for n in nodes:
