@@ -9,6 +9,7 @@ import functools
 import math
 import platform
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,29 @@ def host_vector_unit() -> VectorUnit:
 def host_has_fma() -> bool:
     """The host has fused multiply-add instructions for its AVX registers (x86 FMA3: every AVX2 CPU)."""
     return "fma" in _cpu_flags()
+
+
+@functools.cache
+def host_l2_bytes() -> int | None:
+    """One core's L2 cache in bytes (Linux sysfs: cpu0's level-2 data or unified cache), or None
+    where the system does not say."""
+    base = Path("/sys/devices/system/cpu/cpu0/cache")
+    try:
+        for index in sorted(base.glob("index*")):
+            level = (index / "level").read_text().strip()
+            kind = (index / "type").read_text().strip()
+            if level == "2" and kind in ("Unified", "Data"):
+                return _cache_size_bytes((index / "size").read_text())
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _cache_size_bytes(text: str) -> int:
+    """sysfs's cache size ("512K", "1024K", "2M", "65536") in bytes."""
+    text = text.strip().upper()
+    scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+    return int(text.rstrip("KMG")) * scale
 
 
 def _cpu_flags() -> set[str]:

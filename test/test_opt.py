@@ -4,6 +4,8 @@ Shapes include 1, 7, 127 and sizes the register-tiling pass splits (multiples of
 with non-contiguous (transposed, strided) inputs. No test here times anything."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -11,6 +13,8 @@ import lazytensor as lt
 from lazytensor import config
 from lazytensor.codegen.lower import lower_kernel
 from lazytensor.codegen.cpu_target import VectorUnit, host_vector_unit, tile_rows
+from lazytensor.beam import _Timer
+from lazytensor.codegen import opt
 from lazytensor.codegen.opt import _dividing_row_count, choose_upcasts, optimize
 
 
@@ -193,6 +197,32 @@ def test_blocked_long_reductions_match(m, k, n):
     fast, slow = _both(lambda x, y: x @ y, a, b)
     np.testing.assert_allclose(fast, slow, rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(fast, a @ b, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("l2,expect_big", [(None, False), (8 << 20, False), (16 << 10, True)])
+def test_blocks_grow_when_the_rows_and_panel_outgrow_l2(l2, expect_big, monkeypatch):
+    """cache_block_rows: a block of BLOCK_ROWS row tiles whose rows and shared column panel take more
+    than half of L2 becomes a block of about BIG_BLOCK_ROWS tiles (fewer passes of each panel into
+    L2); unknown L2 (None) or enough room keeps BLOCK_ROWS. The result stays right either way."""
+    monkeypatch.setattr(opt, "host_l2_bytes", lambda: l2)
+    m, k, n = 6 * 200 + 5, 300, 32      # 200 row tiles of a 6-row tile (or more rows), and a tail
+    rng = np.random.default_rng(l2 or 1)
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    *_, item = (lt.tensor(a) @ lt.tensor(b)).schedule()
+    kernel = optimize(lower_kernel(item.ast))
+    (note,) = [note for note in kernel.notes if note.startswith("block ")]
+    block = int(note.split(" by ")[1].split()[0])
+    assert (block > opt.BLOCK_ROWS) is expect_big, note
+    if expect_big:
+        assert block <= opt.BIG_BLOCK_ROWS
+    plain = lower_kernel(item.ast).nests[0]
+    # before tiling, each reduce step reads one element of the row and one of the column
+    assert opt.streamed_bytes_per_step(plain, plain.loops[0].var) == (4, 4)
+    timer = _Timer(kernel)
+    _, got = timer.run(kernel)
+    _, want = timer.run(optimize(lower_kernel(item.ast), replace(opt.HEURISTIC, block_rows=0)))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
 
 
 def test_long_matmul_is_blocked():
