@@ -56,16 +56,24 @@ def int_blend_helper(name: str, c_type: str) -> str:
 MASK_SCALARS = {4: "int", 8: "long long"}
 
 
+def transpose_helper(side: int, guard: str, vector_body: str) -> str:
+    """The C source of `lt_transpose{side}_b32`: a side x side tile of 4-byte elements transposed by
+    `vector_body` (C lines, compiled where the macro `guard` is defined), else element by element."""
+    return (f"#if defined({guard})\n#include <immintrin.h>\n#endif\n"
+            f"static inline void lt_transpose{side}_b32(void* restrict dst, long long ds, "
+            f"const void* restrict src, long long ss) {{\n"
+            f"#if defined({guard})\n{vector_body}#else\n"
+            f"  const char* s = (const char*)src; char* d = (char*)dst;\n"
+            f"  for (int i = 0; i < {side}; i++)\n"
+            f"    for (int j = 0; j < {side}; j++) memcpy(d + (j * ds + i) * 4, s + (i * ss + j) * 4, 4);\n"
+            f"#endif\n}}")
+
+
 # A 16×16 tile of 4-byte elements transposed through AVX-512 registers (codegen/transpose_tiles.py):
 # dst row j, element i = src row i, element j. Rows are 16 contiguous elements, `ds` and `ss` elements
 # apart. Three rounds of shuffles: 32-bit pairs, 64-bit pairs within 128-bit lanes, then 128-bit lanes.
 # The bits are moved, never converted, so any 4-byte dtype is copied exactly.
-TRANSPOSE16_HELPER = """#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
-static inline void lt_transpose16_b32(void* restrict dst, long long ds, const void* restrict src, long long ss) {
-#if defined(__AVX512F__)
-  const float* s = (const float*)src; float* d = (float*)dst;
+TRANSPOSE16_HELPER = transpose_helper(16, "__AVX512F__", """  const float* s = (const float*)src; float* d = (float*)dst;
   __m512 r[16], t[16];
   _Pragma("GCC unroll 16")
   for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(s + i * ss);
@@ -92,20 +100,11 @@ static inline void lt_transpose16_b32(void* restrict dst, long long ds, const vo
     _mm512_storeu_ps(d + (8 + c) * ds, _mm512_shuffle_f32x4(v1, v3, 0x88));
     _mm512_storeu_ps(d + (12 + c) * ds, _mm512_shuffle_f32x4(v1, v3, 0xDD));
   }
-#else
-  const char* s = (const char*)src; char* d = (char*)dst;
-  for (int i = 0; i < 16; i++)
-    for (int j = 0; j < 16; j++) memcpy(d + (j * ds + i) * 4, s + (i * ss + j) * 4, 4);
-#endif
-}"""
+""")
 
 
-TRANSPOSE8_HELPER = """#if defined(__AVX__)
-#include <immintrin.h>
-#endif
-static inline void lt_transpose8_b32(void* restrict dst, long long ds, const void* restrict src, long long ss) {
-#if defined(__AVX__)
-  const float* s = (const float*)src; float* d = (float*)dst;
+# The same for an 8×8 tile through AVX registers: 32-bit pairs, 64-bit pairs, then 128-bit halves.
+TRANSPOSE8_HELPER = transpose_helper(8, "__AVX__", """  const float* s = (const float*)src; float* d = (float*)dst;
   __m256 r[8], t[8];
   _Pragma("GCC unroll 8")
   for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(s + i * ss);
@@ -126,12 +125,7 @@ static inline void lt_transpose8_b32(void* restrict dst, long long ds, const voi
     _mm256_storeu_ps(d + c * ds, _mm256_permute2f128_ps(r[c], r[4 + c], 0x20));
     _mm256_storeu_ps(d + (4 + c) * ds, _mm256_permute2f128_ps(r[c], r[4 + c], 0x31));
   }
-#else
-  const char* s = (const char*)src; char* d = (char*)dst;
-  for (int i = 0; i < 8; i++)
-    for (int j = 0; j < 8; j++) memcpy(d + (j * ds + i) * 4, s + (i * ss + j) * 4, 4);
-#endif
-}"""
+""")
 
 TRANSPOSE_HELPERS = {16: TRANSPOSE16_HELPER, 8: TRANSPOSE8_HELPER}
 """Register-transpose helpers by tile side: 16 (AVX-512) and 8 (AVX) lanes of 4-byte elements."""
