@@ -140,6 +140,27 @@ def substitute_realized(roots: list[Node]) -> dict[Node, Node]:
     return mapping
 
 
+def share_copied_values(roots: list[Node]) -> dict[Node, Node]:
+    """Where a computed value is copied by contiguous() and also used elsewhere, the other users read
+    the copy: the value is computed once, in the copy's kernel. (Without this, the copy's kernel and
+    each other user computed it inline: the weight gradient's row-major copy of g in nn.linear made
+    the hidden layer's masked gradient a kernel of its own and recomputed it for the bias gradient.)
+    Copies of stored data (views of a BUFFER) are left alone: other users read the data where it is."""
+    order = g.toposort(roots)
+    copied = {n.srcs[0] for n in order if n.op is Op.CONTIGUOUS and not is_pure_view(n.srcs[0])}
+    mapping: dict[Node, Node] = {}
+    copy_of: dict[Node, Node] = {}   # the copied value's original node -> its (rebuilt) copy
+    for node in order:
+        if node.op is Op.CONTIGUOUS and node.srcs[0] in copied:
+            mapping[node] = copy_of[node.srcs[0]]
+            continue
+        srcs = tuple(copy_of.get(s, mapping[s]) for s in node.srcs)
+        mapping[node] = g.rebuild(node, srcs)
+        if node in copied:
+            copy_of[node] = Node.make(Op.CONTIGUOUS, node.dtype, (mapping[node],), None, node.shape)
+    return mapping
+
+
 def count_consumers(roots: list[Node]) -> Counter:
     """How many distinct nodes use each node as a source."""
     users: Counter = Counter()
@@ -469,7 +490,8 @@ def create_schedule(roots: list[Node], device: str) -> tuple[list[ScheduleItem],
     mapping = substitute_realized(roots)
     pre = [mapping[r] for r in roots]
     simplified = rewrite(pre, ALGEBRA_RULES)
-    new_roots = [simplified[r] for r in pre]
+    shared = share_copied_values([simplified[r] for r in pre])
+    new_roots = [shared[simplified[r]] for r in pre]
     materialized = find_materialized(new_roots, fuse_rows=device in ROW_FUSION_DEVICES)
     items: list[ScheduleItem] = []
     for node in g.toposort(new_roots):
@@ -484,7 +506,7 @@ def create_schedule(roots: list[Node], device: str) -> tuple[list[ScheduleItem],
         items.append(ScheduleItem("kernel", ast, node, inputs, reason, device, fused))
     if device in SIBLING_FUSION_DEVICES:
         items = fuse_siblings(items)
-    return items, {r: simplified[mapping[r]] for r in roots}
+    return items, {r: shared[simplified[mapping[r]]] for r in roots}
 
 
 def is_pure_view(node: Node) -> bool:

@@ -94,6 +94,9 @@ class LinalgMixin:
 
 PACK_MIN_ROWS = 16
 """Below this many rows of the left operand, packing the right one does not pay."""
+LEFT_COPY_MIN_COLUMNS = 128
+"""From this many output columns on, a transposed left operand (gᵀ in a weight gradient) is copied
+row-major before the matmul: the copy moves m·k values against m·k·n multiply-adds."""
 PANEL_BYTES = 64
 """Narrowest packed panel of the right operand: one cache line (16 float32 or 8 float64 columns)."""
 
@@ -288,6 +291,11 @@ def _matmul(a: "Tensor", b: "Tensor", op: str) -> "Tensor":
     batch = broadcast_shapes(tuple(x.shape[:-2]), tuple(y.shape[:-2]), op=op)
     m, k, n = x.shape[-2], x.shape[-1], y.shape[-1]
     width = _panel_width(y, m)
+    if _is_transposed_view(x) and m >= PACK_MIN_ROWS and k > 1 and n >= LEFT_COPY_MIN_COLUMNS:
+        # x = g.T (a weight gradient's gᵀ @ input): a register tile's rows sit side by side, but each
+        # reduce step jumps a whole row of g ahead; with a power-of-two row (512 floats = 2 KiB) the
+        # steps of one tile share two of L1's 64 sets and evict each other. Row-major, they stream.
+        x = _row_major_copy(x)
     if width:
         # (..., m, 1, 1, k) * (..., 1, n/w, w, k) summed over k, then (..., m, n/w, w) -> (..., m, n)
         x = x._broadcast_to(batch + (m, k))

@@ -210,3 +210,48 @@ def test_bias_of_a_matmul_read_by_another_matmul_is_added_once_in_its_kernel(sid
     tx, tw, tb, tu = (torch.from_numpy(a) for a in (x, w, b, u))
     want = ((tx @ tw + tb).T @ tu) if side == "left" else (tu @ (tx @ tw + tb))
     np.testing.assert_allclose(out.numpy(), want.numpy(), rtol=1e-4, atol=1e-3)
+
+
+# ---- a transposed left operand (a weight gradient's gᵀ) is copied row-major ----
+
+def _copies_of(items: list, shape: tuple[int, ...]) -> list:
+    return [item for item in items if item.kind == "kernel" and item.reason.startswith("user asked")
+            and tuple(item.output.shape) == shape]
+
+
+@pytest.mark.parametrize("m,k,n", [(512, 128, 784), (16, 7, 128), (127, 1023, 130), (64, 1, 256)])
+def test_transposed_left_operand_is_copied_row_major_and_matches_numpy(m, k, n):
+    from lazytensor.tensor_linalg import LEFT_COPY_MIN_COLUMNS
+    rng = np.random.default_rng(m + k)
+    g, x = _rand(rng, k, m), _rand(rng, k, n)
+    og, ox = lt.tensor(g).realize(), lt.tensor(x).realize()
+    out = og.T @ ox
+    copied = _copies_of(out.schedule(), (m, k))
+    assert len(copied) == (1 if k > 1 and n >= LEFT_COPY_MIN_COLUMNS else 0)
+    np.testing.assert_allclose(out.numpy(), g.T @ x, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("n", [8, 127])
+def test_few_output_columns_leave_the_transposed_left_operand_in_place(n):
+    rng = np.random.default_rng(n)
+    g, x = _rand(rng, 64, 48), _rand(rng, 64, n)
+    out = lt.tensor(g).realize().T @ lt.tensor(x).realize()
+    assert not _copies_of(out.schedule(), (48, 64))
+    np.testing.assert_allclose(out.numpy(), g.T @ x, rtol=1e-4, atol=1e-4)
+
+
+def test_mlp_weight_gradient_computes_the_masked_gradient_once_and_matches_torch():
+    """Linear(784→64) → ReLU → Linear(64→10): the hidden layer's masked gradient g feeds its weight
+    gradient (gᵀ @ x, copied row-major) and its bias gradient (g summed): g is computed in one kernel."""
+    rng = np.random.default_rng(5)
+    x, w1, b1, w2 = _rand(rng, 32, 784), _rand(rng, 64, 784, scale=0.05), _rand(rng, 64), _rand(rng, 10, 64)
+    ours = [lt.tensor(a, requires_grad=True) for a in (w1, b1, w2)]
+    theirs = [torch.tensor(a, requires_grad=True) for a in (w1, b1, w2)]
+    ox = lt.tensor(x).realize()
+    lt.nn.functional.linear(lt.nn.functional.linear(ox, ours[0], ours[1]).relu(), ours[2]).square().sum().backward()
+    TF.linear(TF.linear(torch.from_numpy(x), theirs[0], theirs[1]).relu(), theirs[2]).square().sum().backward()
+    items = [item for item in lt.Tensor.schedule(ours[0].grad + ours[1].grad.unsqueeze(1)) if item.kind == "kernel"]
+    selects = [item for item in items if "where" in item.fused_ops]
+    assert len(selects) == 2   # relu in the forward, once; the mask of g = relu' · (upstream @ w2), once
+    for o, t in zip(ours, theirs):
+        np.testing.assert_allclose(o.grad.numpy(), t.grad.numpy(), rtol=1e-3, atol=1e-3)

@@ -116,3 +116,27 @@ def test_a_small_transform_of_a_matmul_operand_is_stored_when_read_many_times(co
     out = ((x + b).relu() @ w.T).numpy()
     want = np.maximum(x.numpy() + b.numpy(), 0) @ w.numpy().T
     np.testing.assert_allclose(out, want, rtol=1e-4, atol=1e-4)
+
+
+def test_a_value_copied_by_contiguous_is_computed_once_for_its_other_users():
+    """v = exp(a * b) is copied by contiguous() and also summed: the sum reads the copy, so the exp is
+    computed in one kernel only (schedule.share_copied_values), and both results are right."""
+    rng = np.random.default_rng(11)
+    a, b = (rng.uniform(-1, 1, (6, 9)).astype(np.float32) for _ in range(2))
+    oa, ob = lt.tensor(a), lt.tensor(b)
+    value = (oa * ob).exp()
+    copy, total = value.contiguous(), value.sum(0)
+    items = [item for item in lt.Tensor.schedule(copy + total) if item.kind == "kernel"]
+    assert [oa.node in item.inputs for item in items].count(True) == 1   # one kernel computes exp(a * b)
+    lt.realize(copy, total)
+    np.testing.assert_allclose(copy.numpy(), np.exp(a * b), rtol=1e-6)
+    np.testing.assert_allclose(total.numpy(), np.exp(a * b).sum(0), rtol=1e-5)
+
+
+def test_a_copy_of_stored_data_does_not_redirect_its_other_readers():
+    """x.T.contiguous() next to x + 1: the add still reads x itself, not the transposed copy."""
+    x = realized(5, 7)
+    copy, plus = x.T.contiguous(), x + 1
+    items = [item for item in lt.Tensor.schedule(copy.T + plus) if item.kind == "kernel"]
+    assert any(inp.op.name == "BUFFER" and inp is x.node for item in items for inp in item.inputs)
+    np.testing.assert_allclose((copy.T + plus).numpy(), 2 * x.numpy() + 1, rtol=1e-6)
