@@ -191,8 +191,10 @@ def test_partial_store_leaves_neighbours_alone():
     np.testing.assert_array_equal(got[:, [0, 11]], 7.0)
 
 
-def test_run_length_follows_the_tile_row_not_the_register():
-    """A tile 10 outputs wide stores its rows back to back; runs are cut at the rows (10 lanes)."""
+@pytest.mark.parametrize("lanes,per_row", [(16, [10]), (8, [8, 2]), (4, [4, 4, 2])])
+def test_run_length_follows_the_tile_row_not_the_register(lanes, per_row):
+    """A tile 10 outputs wide stores its rows back to back; runs are cut at the rows: one run of 10
+    with 16-lane registers, 8 + 2 with 8-lane ones (runs of 8 across the rows packed nothing)."""
     from lazytensor import dtypes, symbolic as sym
     from lazytensor.codegen.kernel import Store
     from lazytensor.codegen.vectorize import _Packer, _runs
@@ -209,8 +211,8 @@ def test_run_length_follows_the_tile_row_not_the_register():
         for col in range(10):
             value = Node.make(Op.MUL, dtypes.float32, (weight, load(1, sym.const(col))))
             stores.append(Store(0, sym.add(sym.mul(i, sym.const(40)), sym.const(10 * row + col)), value))
-    runs, rest = _runs(_Packer(dtypes.float32, frozenset()), tuple(stores), 16)
-    assert [len(r) for r in runs] == [10, 10, 10, 10] and not rest
+    runs, rest = _runs(_Packer(dtypes.float32, frozenset()), tuple(stores), lanes)
+    assert [len(r) for r in runs] == per_row * 4 and not rest
 
 
 def test_packer_matches_consecutive_loads_and_shared_values_only():
