@@ -195,15 +195,20 @@ def _packed_columns(y: "Tensor", width: int) -> "Tensor":
     A reduce step of the matmul then reads `width` adjacent values of one panel, and consecutive
     steps read consecutive cache lines: the hardware prefetcher streams the panel (row-major y
     would be read with a stride of n elements, a new page every few steps)."""
-    return _pack_panels(y, width).transpose(-1, -2)                         # (..., n/w, w, k)
+    return y._new(_swap_last_two(_pack_panels(y.node, width)))              # (..., n/w, w, k)
 
 
-def _pack_panels(y: "Tensor", width: int) -> "Tensor":
+def _pack_panels(y: "Node", width: int) -> "Node":
     """y (..., k, n) copied into panels of `width` columns: (..., n/width, k, width), contiguous."""
     *batch, k, n = y.shape
     nb = len(batch)
-    panels = y.reshape(*batch, k, n // width, width)
-    return panels.permute(*range(nb), nb + 1, nb, nb + 2).contiguous()
+    panels = g.reshape(y, (*batch, k, n // width, width))
+    return g.contiguous(g.permute(panels, (*range(nb), nb + 1, nb, nb + 2)))
+
+
+def _swap_last_two(node: "Node") -> "Node":
+    rank = len(node.shape)
+    return g.permute(node, (*range(rank - 2), rank - 1, rank - 2))
 
 
 def _has_pending_reduce(node: "Node") -> bool:
@@ -268,56 +273,109 @@ def _reusable_packed_columns(y: "Tensor", width: int) -> "Tensor":
     key = (chain, width, y.device)
     packed = per_value.get(key)
     if packed is None:
-        packed = _pack_panels(y, width).realize()   # its own buffer now: it holds no reference to y
+        packed = y._new(_pack_panels(y.node, width)).realize()   # its own buffer: no reference to y
         capture.note_derived(packed._buffer(), base.arg)   # a jit replay reading it follows y's updates
         per_value[key] = packed
     return packed.transpose(-1, -2)
 
 
+def _broadcast_node(node: "Node", shape: tuple[int, ...]) -> "Node":
+    """node broadcast to shape (leading 1s added first), as Tensor._broadcast_to records it."""
+    if node.shape == shape:
+        return node
+    return g.expand(g.reshape(node, (1,) * (len(shape) - len(node.shape)) + node.shape), shape)
+
+
+def _matmul_node(x: "Node", y: "Node", columns: "Node | None", batch: tuple[int, ...]) -> "Node":
+    """x (..., m, k) @ y (..., k, n) as graph nodes: the broadcast product summed over k (in the
+    accumulation dtype), (..., m, n). With `columns`, y's packed panels (..., n/w, w, k), the product
+    runs over (..., m, n/w, w, k). These are the nodes the tensor ops (unsqueeze, mul, sum, reshape)
+    record, without their per-op checks and wrappers: a 64³ matmul's graph took ~190 µs to build
+    through them."""
+    m, k = x.shape[-2], x.shape[-1]
+    n = y.shape[-1]
+    x = _broadcast_node(x, batch + (m, k))
+    if columns is not None:
+        panels = columns.shape[-3:]
+        columns = _broadcast_node(columns, batch + panels)
+        full = batch + (m,) + panels
+        left = g.expand(g.reshape(x, batch + (m, 1, 1, k)), full)
+        right = g.expand(g.reshape(columns, batch + (1,) + panels), full)
+    else:
+        rows = _swap_last_two(_broadcast_node(y, batch + (k, n)))                 # (..., n, k)
+        full = batch + (m, n, k)
+        left = g.expand(g.reshape(x, batch + (m, 1, k)), full)
+        right = g.expand(g.reshape(rows, batch + (1, n, k)), full)
+    product = g.binary(Op.MUL, left, right)
+    acc = dtypes.acc_dtype(product.dtype)
+    if acc is not product.dtype:
+        product = g.cast(product, acc)
+    summed = g.reduce(product, Op.ADD, (len(full) - 1,))
+    if acc is not x.dtype:
+        summed = g.cast(summed, x.dtype)
+    return g.reshape(summed, batch + (m, n))
+
+
+def _matmul_by_tensor_ops(x: "Tensor", y: "Tensor", batch: tuple[int, ...], width: int, op: str) -> "Tensor":
+    """The matmul through tensor ops, for what _matmul_node leaves out: bool operands (an any over the
+    products) and empty shapes (an empty reduce keeps its input in the graph for autograd)."""
+    m, k, n = x.shape[-2], x.shape[-1], y.shape[-1]
+    x = x._broadcast_to(batch + (m, k))
+    if width:
+        # (..., m, 1, 1, k) * (..., 1, n/w, w, k) summed over k, then (..., m, n/w, w) -> (..., m, n)
+        columns = _reusable_packed_columns(y, width)
+        columns = columns._broadcast_to(batch + tuple(columns.shape[-3:]))
+        prod = x.unsqueeze(-2).unsqueeze(-2) * columns.unsqueeze(-4)
+    else:
+        y = y._broadcast_to(batch + (k, n))
+        # (..., m, 1, k) * (..., 1, n, k) summed over k
+        prod = x.unsqueeze(-2) * y.transpose(-1, -2).unsqueeze(-3)
+    if prod.dtype.is_bool:
+        out = prod.cast(dtypes.uint8).amax(-1).cast(dtypes.bool_)
+    else:
+        acc = dtypes.acc_dtype(prod.dtype)
+        out = prod.cast(acc)._reduce(Op.ADD, -1, False, op).cast(prod.dtype)
+    return out.reshape(*batch, m, n)
+
+
 def _matmul(a: "Tensor", b: "Tensor", op: str) -> "Tensor":
-    if a.ndim == 0 or b.ndim == 0:
+    a_shape, b_shape = a.node.shape, b.node.shape   # (node shapes: Tensor.shape builds a Size per read)
+    if not a_shape or not b_shape:
         raise RuntimeError(f"{op}: both arguments to matmul need to be at least 1D, but they are "
-                           f"{a.ndim}D and {b.ndim}D")
-    if a.dtype != b.dtype:   # as PyTorch: matmul does not promote
+                           f"{len(a_shape)}D and {len(b_shape)}D")
+    if a.device != b.device:
+        raise RuntimeError(f"{op}: Expected all tensors to be on the same device, but found at least two "
+                           f"devices, {a.device} and {b.device}; move one with .to()")
+    if a.node.dtype is not b.node.dtype:   # as PyTorch: matmul does not promote
         raise RuntimeError(f"{op}: expected both operands to have the same dtype, but got {a.dtype} and "
                            f"{b.dtype}; cast one of them with .to(dtype)")
-    squeeze_front = a.ndim == 1
-    squeeze_back = b.ndim == 1
+    squeeze_front = len(a_shape) == 1
+    squeeze_back = len(b_shape) == 1
     x = a.unsqueeze(0) if squeeze_front else a
     y = b.unsqueeze(1) if squeeze_back else b
-    if x.shape[-1] != y.shape[-2]:
+    x_shape, y_shape = x.node.shape, y.node.shape
+    if x_shape[-1] != y_shape[-2]:
         raise _matmul_error(a, b, op)
-    from lazytensor.tensor import broadcast_shapes
-    batch = broadcast_shapes(tuple(x.shape[:-2]), tuple(y.shape[:-2]), op=op)
-    m, k, n = x.shape[-2], x.shape[-1], y.shape[-1]
+    batch = x_shape[:-2]
+    if batch != y_shape[:-2]:
+        from lazytensor.tensor import broadcast_shapes   # (tensor.py imports this module)
+        batch = broadcast_shapes(batch, y_shape[:-2], op=op)
+    m, k, n = x_shape[-2], x_shape[-1], y_shape[-1]
     width = _panel_width(y, m)
     if _is_transposed_view(x) and m >= PACK_MIN_ROWS and k > 1 and n >= LEFT_COPY_MIN_COLUMNS:
         # x = g.T (a weight gradient's gᵀ @ input): a register tile's rows sit side by side, but each
         # reduce step jumps a whole row of g ahead; with a power-of-two row (512 floats = 2 KiB) the
         # steps of one tile share two of L1's 64 sets and evict each other. Row-major, they stream.
         x = _row_major_copy(x)
-    if width:
-        # (..., m, 1, 1, k) * (..., 1, n/w, w, k) summed over k, then (..., m, n/w, w) -> (..., m, n)
-        x = x._broadcast_to(batch + (m, k))
-        columns = _reusable_packed_columns(y, width)
-        columns = columns._broadcast_to(batch + tuple(columns.shape[-3:]))
-        prod = x.unsqueeze(-2).unsqueeze(-2) * columns.unsqueeze(-4)
+    if not width and _is_transposed_view(y) and m >= PACK_MIN_ROWS and n > 1:
+        # y = w.T (nn.Linear's layout): both operands would run along the reduced dim, leaving no
+        # output dim to vectorize. A row-major copy of y costs k·n moves against m·k·n multiply-adds.
+        y = _row_major_copy(y)
+    if x.dtype.is_bool or 0 in batch or 0 in (m, k, n):
+        out = _matmul_by_tensor_ops(x, y, batch, width, op)
     else:
-        if _is_transposed_view(y) and m >= PACK_MIN_ROWS and n > 1:
-            # y = w.T (nn.Linear's layout): both operands would run along the reduced dim, leaving no
-            # output dim to vectorize. A row-major copy of y costs k·n moves against m·k·n multiply-adds.
-            y = _row_major_copy(y)
-        x = x._broadcast_to(batch + (m, k))
-        y = y._broadcast_to(batch + (k, n))
-        # (..., m, 1, k) * (..., 1, n, k) summed over k
-        prod = x.unsqueeze(-2) * y.transpose(-1, -2).unsqueeze(-3)
-    acc = dtypes.acc_dtype(prod.dtype)
-    if prod.dtype.is_bool:
-        out = prod.cast(dtypes.uint8).amax(-1).cast(dtypes.bool_)
-    else:
-        out = prod.cast(acc)._reduce(Op.ADD, -1, False, op).cast(prod.dtype)
-    if width:
-        out = out.reshape(*batch, m, n)
+        columns = _reusable_packed_columns(y, width).node if width else None
+        out = x._new(_matmul_node(x.node, y.node, columns, batch))
     if squeeze_front:
         out = out.squeeze(-2)
     if squeeze_back:

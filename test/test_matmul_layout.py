@@ -255,3 +255,24 @@ def test_mlp_weight_gradient_computes_the_masked_gradient_once_and_matches_torch
     assert len(selects) == 2   # relu in the forward, once; the mask of g = relu' · (upstream @ w2), once
     for o, t in zip(ours, theirs):
         np.testing.assert_allclose(o.grad.numpy(), t.grad.numpy(), rtol=1e-3, atol=1e-3)
+
+
+# ---- the matmul graph built from nodes is the graph the tensor ops record ----
+
+@pytest.mark.parametrize("shapes", [((64, 48), (48, 32)), ((3, 20, 7), (7, 16)), ((2, 1, 5, 9), (4, 9, 33)),
+                                    ((17, 1), (1, 64)), ((40, 8), (8, 10))])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_matmul_nodes_are_the_nodes_tensor_ops_record(shapes, dtype):
+    """tensor_linalg._matmul_node builds the product and sum without tensor ops (their checks cost
+    more than the nodes); it must give exactly the nodes the tensor-op path records, so the scheduler,
+    the schedule cache and autograd see one graph either way."""
+    from lazytensor import tensor_linalg as TL
+    rng = np.random.default_rng(len(shapes[0]))
+    a, b = (lt.tensor(rng.standard_normal(s).astype(dtype)).realize() for s in shapes)
+    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    width = TL._panel_width(b, a.shape[-2])
+    columns = TL._reusable_packed_columns(b, width).node if width else None
+    by_nodes = TL._matmul_node(a.node, b.node, columns, tuple(batch))
+    by_ops = TL._matmul_by_tensor_ops(a, b, tuple(batch), width, "matmul")
+    assert by_nodes is by_ops.node
+    np.testing.assert_allclose((a @ b).numpy(), a.numpy() @ b.numpy(), rtol=1e-4, atol=1e-4)
