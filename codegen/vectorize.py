@@ -37,9 +37,9 @@ from lazytensor.codegen.kernel import LoopKernel, LoopNest, Store, reduce_loops
 
 VECTOR_DTYPES = (dtypes.float32, dtypes.float64)
 """Element types packed into vectors (16-bit floats are rounded per op through integer helpers)."""
-ELEMENTWISE_OPS = frozenset({Op.ADD, Op.MUL, Op.FDIV, Op.NEG, Op.RECIPROCAL, Op.MAX, Op.WHERE})
+ELEMENTWISE_OPS = frozenset({Op.ADD, Op.MUL, Op.FDIV, Op.NEG, Op.RECIPROCAL, Op.MAX, Op.WHERE, Op.MULADD})
 """Float ops on vectors: C operators lane by lane (same rounding as the scalar code), MAX and WHERE
-as bit blends under a lane mask (render/c.py)."""
+as bit blends under a lane mask, MULADD as the fused multiply-add helper (render/c.py)."""
 MASK_OPS = frozenset({Op.CMPLT, Op.CMPNE, Op.AND, Op.OR, Op.XOR})
 """Ops on bools packed as lane masks (all bits set or clear, integers as wide as the float lanes):
 comparisons of float vectors or masks, and their logic."""

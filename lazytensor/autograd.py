@@ -220,6 +220,7 @@ GRAD_RULES: dict[Op, GradRule] = {
     Op.MAX: _grad_max,
     Op.MOD: lambda n, gr: (gr, _neg(_mul(gr, g.unary(Op.TRUNC, _div(n.srcs[0], n.srcs[1]))))),
     Op.WHERE: lambda n, gr: (None, _select(n.srcs[0], gr, gr), g.where(n.srcs[0], _c(0, gr), gr)),
+    Op.MULADD: lambda n, gr: (_mul(gr, n.srcs[1]), _mul(gr, n.srcs[0]), gr),
     Op.REDUCE: _grad_reduce,
     Op.RESHAPE: lambda n, gr: (g.reshape(gr, n.srcs[0].shape),),
     Op.PERMUTE: lambda n, gr: (g.permute(gr, _inverse_permutation(n.arg)),),

@@ -185,6 +185,12 @@ def where(cond: Node, a: Node, b: Node) -> Node:
     return Node.make(Op.WHERE, a.dtype, (cond, a, b), None, a.shape)
 
 
+def muladd(a: Node, b: Node, c: Node) -> Node:
+    """a*b + c with one rounding (floats; shapes and dtypes already equal)."""
+    assert a.shape == b.shape == c.shape and a.dtype == b.dtype == c.dtype and a.dtype.is_float
+    return Node.make(Op.MULADD, a.dtype, (a, b, c), None, a.shape)
+
+
 def reduce(x: Node, op: Op, axes: tuple[int, ...]) -> Node:
     """Reduce over axes (non-negative, any order, repeats allowed) with op (ADD, MUL or MAX); reduced
     axes keep size 1."""

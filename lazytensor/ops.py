@@ -36,6 +36,8 @@ class Op(Enum):
     SHR = auto()         #: arithmetic for signed, logical for unsigned
     # ---- ternary ----
     WHERE = auto()       #: srcs (cond: bool, a, b): cond ? a : b
+    MULADD = auto()      #: srcs (a, b, c): a*b + c rounded once (fused multiply-add), floats only; made
+                         #: only by math expansions that want it (exp's polynomial), never for a user's a*b+c
     # ---- reduce: arg = (binary op ADD|MUL|MAX, axes); reduced axes keep size 1 ----
     REDUCE = auto()
     # ---- movement: views, never copies; arg describes the view ----
@@ -79,7 +81,7 @@ UNARY = frozenset({Op.EXP2, Op.LOG2, Op.SIN, Op.SQRT, Op.RECIPROCAL, Op.NEG, Op.
                    Op.BITCAST})
 BINARY = frozenset({Op.ADD, Op.MUL, Op.FDIV, Op.MAX, Op.MOD, Op.IDIV, Op.CMPLT, Op.CMPNE, Op.AND,
                     Op.OR, Op.XOR, Op.SHL, Op.SHR})
-ELEMENTWISE = UNARY | BINARY | {Op.WHERE}
+ELEMENTWISE = UNARY | BINARY | {Op.WHERE, Op.MULADD}
 MOVEMENT = frozenset({Op.RESHAPE, Op.PERMUTE, Op.EXPAND, Op.PAD, Op.SHRINK, Op.FLIP, Op.WINDOW})
 COMMUTATIVE = frozenset({Op.ADD, Op.MUL, Op.MAX, Op.CMPNE, Op.AND, Op.OR, Op.XOR})
 COMPARISON = frozenset({Op.CMPLT, Op.CMPNE})

@@ -839,16 +839,16 @@ def _exp(x: "Tensor") -> "Tensor":
     low, high = _EXP_RANGE[x.dtype]
     magic, magic_bits, int_dtype = _ROUNDING_MAGIC[x.dtype]
     xc = x.clamp(low, high)
-    shifted = xc * LOG2_E + magic          # magic + n exactly
+    shifted = _muladd(xc, LOG2_E, magic)   # magic + n exactly
     # n as an integer, read from the sum's bits, and as a float through that integer: a step function,
     # so the integer path is also what keeps gradients from flowing through n
     n_bits = shifted.bitcast(int_dtype) - magic_bits
     n = n_bits.cast(x.dtype)
-    r = (xc - n * hi) - n * lo
+    r = _muladd(n, -lo, _muladd(n, -hi, xc))   # (n·hi is exact: the first step is xc - n·hi as well)
     # 1 + (r + r²·Σ r^(k-2)/k!): the two last roundings are those of Horner's rule (on a sum much
     # smaller than the result, then on the result), so the error stays within an ulp
     tail = _estrin(r, tuple(1.0 / math.factorial(k) for k in range(2, _EXP_TERMS[x.dtype])))
-    poly = 1 + (r + (r * r) * tail)
+    poly = 1 + _muladd(r * r, tail, r)
     whole = x.isnan()._where(0, n_bits)   # the scale's exponent must be a number (NaN comes from r)
     half = whole >> 1                     # floor(n / 2): an arithmetic shift
     return poly * _pow2_bits(half, x.dtype) * _pow2_bits(whole - half, x.dtype)
@@ -918,10 +918,10 @@ _ERFC32_FAR = (0.2046622335910797, -0.093817800283432, 0.040991608053445816, -0.
 
 
 def _horner(t: "Tensor", coefficients: tuple[float, ...]) -> "Tensor":
-    """Σ coefficients[i]·t^i."""
+    """Σ coefficients[i]·t^i (each step one multiply-add: _muladd)."""
     s = t._const(coefficients[-1], shape=())
     for c in reversed(coefficients[:-1]):
-        s = s * t + c
+        s = _muladd(s, t, c)
     return s
 
 
@@ -929,14 +929,37 @@ def _estrin(t: "Tensor", coefficients: tuple[float, ...]) -> "Tensor":
     """Σ coefficients[i]·t^i by Estrin's scheme: pairs c[2i] + c[2i+1]·t, then pairs of those joined by
     t², then by t⁴, …. The same sum as Horner's rule with a dependency chain of log2(len) multiply-adds
     instead of len - 1, so more of it runs in parallel."""
-    terms = [t._const(coefficients[i], shape=()) + coefficients[i + 1] * t if i + 1 < len(coefficients)
+    terms = [_muladd(t, coefficients[i + 1], coefficients[i]) if i + 1 < len(coefficients)
              else t._const(coefficients[i], shape=()) for i in range(0, len(coefficients), 2)]
     power = t
     while len(terms) > 1:
         power = power * power
-        terms = [terms[i] + power * terms[i + 1] if i + 1 < len(terms) else terms[i]
+        terms = [_muladd(power, terms[i + 1], terms[i]) if i + 1 < len(terms) else terms[i]
                  for i in range(0, len(terms), 2)]
     return terms[0]
+
+
+def _muladd(a: "Tensor", b: "Tensor | float", c: "Tensor | float") -> "Tensor":
+    """a·b + c for a math expansion's own arithmetic (never a user's a*b + c, whose two roundings
+    NumPy and PyTorch keep): rounded once (Op.MULADD) where the device has a fused multiply-add
+    instruction (an x86 CPU with FMA3, every GPU), else a product and a sum. One instruction of 4
+    cycles' latency instead of two of 3 each: a kernel with an exp is bound by the length of its
+    chain of dependent operations (see _exp)."""
+    if not _fuses_multiply_add(a.device):
+        return a * b + c
+    operands = [v if isinstance(v, a.__class__) else a._const(v, shape=()) for v in (a, b, c)]
+    shape = tuple(np.broadcast_shapes(*(v.node.shape for v in operands)))
+    nodes = [v._broadcast_to(shape).node for v in operands]
+    return a._new(g.muladd(*nodes))
+
+
+def _fuses_multiply_add(device: str) -> bool:
+    """The device runs a fused multiply-add as one instruction (C's fmaf would otherwise be a slow
+    library call)."""
+    if device != "CPU":
+        return True
+    from lazytensor.codegen.cpu_target import host_has_fma
+    return host_has_fma()
 
 
 def _erf_float32(x: "Tensor") -> "Tensor":

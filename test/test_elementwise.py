@@ -594,10 +594,14 @@ def test_float64_to_float32_rounding_survives_widening_again():
     np.testing.assert_array_equal(got, a.astype(np.float32).astype(np.float64) * a)
 
 
+@pytest.mark.parametrize("fused", [True, False], ids=["muladd", "mul_add"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_exp_within_one_ulp_of_torch_across_its_whole_range(dtype):
+def test_exp_within_one_ulp_of_torch_across_its_whole_range(dtype, fused, monkeypatch):
     """A dense sweep over every exponent exp can give (overflow, subnormal results and underflow to
-    0 included): our polynomial exp stays within 1 ulp of PyTorch's, and is mostly exact."""
+    0 included): our polynomial exp stays within 1 ulp of PyTorch's, and is mostly exact; with its
+    multiply-adds fused (Op.MULADD, where the device has FMA) and as products and sums (elsewhere)."""
+    from lazytensor import tensor_elementwise
+    monkeypatch.setattr(tensor_elementwise, "_fuses_multiply_add", lambda device: fused)
     np_dtype = getattr(np, dtype)
     top = 95.0 if dtype == "float32" else 715.0
     a = np.concatenate([np.linspace(-top - 20, top, 100_001), SPECIAL]).astype(np_dtype)
@@ -624,3 +628,44 @@ def test_integer_where_matches_torch_including_extreme_values(dtype):
     c, tc = lt_and_torch(cond, "bool")
     check(lt.where(c, x, y), torch.where(tc, tx, ty))
     check(lt.where(c[::2], x[::2], 7), torch.where(tc[::2], tx[::2], 7))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(), (1,), (7,), (3, 33)])
+def test_muladd_rounds_once_and_its_gradient_is_the_product_rule(dtype, shape):
+    """Op.MULADD (a·b + c, rounded once) against the exact sum rounded to the dtype (float64 holds a
+    float32 product exactly; float64 inputs are checked against Python's exact rational arithmetic),
+    on 0-d, size-1 and non-multiple-of-a-register shapes; its gradients are b, a and 1, as torch's
+    for a·b + c."""
+    from fractions import Fraction
+    from lazytensor.tensor_elementwise import _muladd
+    rng = np.random.default_rng(len(shape))
+    a, b, c = (rng.standard_normal(shape).astype(dtype) for _ in range(3))
+    ta, tb, tc = (lt.tensor(v, requires_grad=True) for v in (a, b, c))
+    out = _muladd(ta, tb, tc)
+    got = out.numpy()
+    if dtype == np.float32:
+        want = (a.astype(np.float64) * b + c).astype(np.float32)
+    else:
+        want = np.array([float(Fraction(x) * Fraction(y) + Fraction(z))
+                         for x, y, z in zip(a.ravel(), b.ravel(), c.ravel())]).reshape(shape)
+    np.testing.assert_array_equal(got, want)
+    out.sum().backward()
+    xa, xb, xc = (torch.tensor(v, requires_grad=True) for v in (a, b, c))
+    (xa * xb + xc).sum().backward()
+    for ours, theirs in ((ta, xa), (tb, xb), (tc, xc)):
+        np.testing.assert_array_equal(ours.grad.numpy(), theirs.grad.numpy())
+
+
+def test_exp_uses_fused_multiply_adds_only_where_the_device_has_them(monkeypatch):
+    """On a host with FMA, exp's kernel calls the fused multiply-add; told the device has none, the
+    graph holds no MULADD and the kernel none."""
+    from lazytensor import tensor_elementwise
+    from lazytensor.ops import Op
+    x = lt.tensor(np.linspace(-3, 3, 37, dtype=np.float32))
+    for fused in (True, False):
+        monkeypatch.setattr(tensor_elementwise, "_fuses_multiply_add", lambda device: fused)
+        y = x.exp()
+        ops = {n.op for n in lt.graph.toposort([y.node])}
+        assert (Op.MULADD in ops) == fused
+        np.testing.assert_allclose(y.numpy(), np.exp(x.numpy()), rtol=2e-7)

@@ -57,7 +57,13 @@ CASES = [
     ("index_select", lambda x, i: x[:, i] * 2, (F32, IDX)),
     ("scatter_add", lambda x, i: lt.zeros(3, 3).index_add(1, i[:3], x[:, :3]), (F32, IDX)),
     ("matmul_batched", lambda x: (x.reshape(1, 3, 5) @ x.T.reshape(1, 5, 3)).softmax(-1), (F32,)),
+    ("muladd", lambda x: _muladd(x, x + 1, x * 0.5), (F32,)),   # a fused multiply-add: Mul, then Add
 ]
+
+
+def _muladd(a, b, c):
+    from lazytensor.tensor_elementwise import _muladd as muladd
+    return muladd(a, b, c)
 
 
 IMG = rng.standard_normal((2, 4, 7, 7)).astype(np.float32)

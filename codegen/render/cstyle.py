@@ -512,7 +512,8 @@ class CStyleRenderer:
         return body
 
     def fma_fn_for(self, n: Node) -> str:
-        """The fused multiply-add function for reduce n's accumulator (vector dialects override)."""
+        """The fused multiply-add function for n (a reduce's accumulator, or a MULADD; vector dialects
+        override)."""
         return self.fma_fn(n.dtype)
 
     def fma_fn(self, dt: DType) -> str:
@@ -690,6 +691,8 @@ class CStyleRenderer:
             return f"({self.literal(1, dt)} / {s[0]})"
         if op is Op.WHERE:
             return self.select(s[0], s[1], s[2], dt)
+        if op is Op.MULADD:
+            return f"{self.fma_fn_for(n)}({s[0]}, {s[1]}, {s[2]})"
         if op is Op.MAX:
             return f"{self.max_fn(dt)}({s[0]}, {s[1]})"
         if op is Op.ADD and dt.is_bool:

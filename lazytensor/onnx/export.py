@@ -709,6 +709,9 @@ class GraphWriter:
             return self.emit(BINARY_ONNX[op], self.operands(node))
         if op in (Op.MAX, Op.MOD, Op.CMPNE, Op.AND, Op.OR, Op.XOR, Op.SHL, Op.SHR, Op.WHERE):
             return self.lower_logic(node)
+        if op is Op.MULADD:   # ONNX has no fused multiply-add: a product rounded, then the sum
+            a, b, c = self.operands(node)
+            return self.emit("Add", [self.emit("Mul", [a, b], "muladd"), c])
         if op is Op.REDUCE:
             reduce_op, axes = node.arg
             if src.dtype.is_bool:
