@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import replace
 
+from lazytensor import dtypes
 from lazytensor import symbolic as sym
 
 from lazytensor.codegen.cpu_target import host_vector_unit
@@ -12,6 +13,7 @@ from lazytensor.codegen.vectorize import register_lanes
 from lazytensor.dtypes import DType
 from lazytensor.graph import Node, toposort
 from lazytensor.ops import Op
+from lazytensor.codegen.render.c_math import VECTORIZABLE_F32
 from lazytensor.codegen.render.cstyle import CStyleRenderer
 
 
@@ -257,6 +259,15 @@ class CRenderer(CStyleRenderer):
             return super().select(cond, a, b, dt)
         self.extra_helpers[f"lt_select_{t}"] = BLEND_HELPERS[t]
         return f"lt_select_{t}({cond}, {a}, {b})"
+
+    def math_fn(self, name: str, dt: DType) -> str:
+        """libm's function, or for float32 (and the 16-bit floats, computed in float32) an inline one
+        GCC vectorizes where there is one (render/c_math.py: a log2f call kept its loop scalar)."""
+        if dt != dtypes.float64 and name in VECTORIZABLE_F32:
+            helper, source = VECTORIZABLE_F32[name]
+            self.extra_helpers[helper] = source
+            return helper
+        return super().math_fn(name, dt)
 
     def max_fn(self, dt: DType) -> str:
         """Float max (NaN-propagating) as a bit blend: `c ? a : b` is a branch that GCC cannot
