@@ -5,11 +5,13 @@ under -ffast-math, which the C dialect cannot use: it would change a*b+c and NaN
 helpers here are static inline, branch-free C (selects are bit blends: loop if-conversion is off,
 see runtime/cpu.py), so a kernel that uses them vectorizes like any other elementwise loop.
 
-They serve float32 and the 16-bit floats, whose math runs in float32; float64 keeps libm's log2.
+They serve float32 and the 16-bit floats, whose math runs in float32 (log2, sin); float64 keeps libm.
 """
 from __future__ import annotations
 
+import functools
 import math
+from typing import Callable
 
 LOG2_F32 = "lt_log2f"
 
@@ -50,8 +52,8 @@ LOG2_F32_SOURCE = """static inline float lt_log2f(float x) {
   return out;
 }"""
 
-VECTORIZABLE_F32 = {"log2": (LOG2_F32, LOG2_F32_SOURCE)}
-"""libm function name -> (helper name, helper source) for float32 math."""
+VECTORIZABLE_F32: dict[str, tuple[str, Callable[[], str]]] = {"log2": (LOG2_F32, lambda: LOG2_F32_SOURCE)}
+"""libm function name -> (helper name, a function giving the helper's source) for float32 math."""
 
 
 # ---- sin for float32: exact argument reduction by a table of 2/π, polynomials in double ----
@@ -108,7 +110,9 @@ allows them. It holds from here to the end of the kernel's source: the kernel's 
 vectorized."""
 
 
+@functools.cache
 def _sin_source() -> str:
+    """lt_sinf's source with its tables (made on first use: ~3 ms)."""
     tables = [f"static const double lt_sin_t{i}[254] = {{{', '.join(repr(v) for v in part)}}};"
               for i, part in enumerate(_sin_table())]
     return "\n".join(tables) + "\n" + GATHER_TUNING + """static inline float lt_sinf(float x) {
@@ -163,5 +167,4 @@ def _sin_source() -> str:
 
 
 SIN_F32 = "lt_sinf"
-SIN_F32_SOURCE = _sin_source()
-VECTORIZABLE_F32["sin"] = (SIN_F32, SIN_F32_SOURCE)
+VECTORIZABLE_F32["sin"] = (SIN_F32, _sin_source)
