@@ -69,7 +69,7 @@ def is_row_kernel(kernel: LoopKernel) -> bool:
     return any(row_reduces(nest) or has_nested_reduces(nest) for nest in kernel.nests)
 
 
-EXPENSIVE_OPS = (Op.EXP2, Op.LOG2, Op.SIN, Op.SQRT, Op.FDIV, Op.RECIPROCAL)
+EXPENSIVE_OPS = (Op.EXP2, Op.LOG2, Op.SIN, Op.COS, Op.SQRT, Op.FDIV, Op.RECIPROCAL)
 STORE_BODY_MIN_NODES = 8
 """A reduce body worth writing out and reading back (rather than computing again in the inner
 loop): one with a transcendental or a division in it, or at least this many scalar ops."""

@@ -187,7 +187,8 @@ def where(cond: Node, a: Node, b: Node) -> Node:
 
 def muladd(a: Node, b: Node, c: Node) -> Node:
     """a*b + c with one rounding (floats; shapes and dtypes already equal)."""
-    assert a.shape == b.shape == c.shape and a.dtype == b.dtype == c.dtype and a.dtype.is_float
+    assert a.shape == b.shape == c.shape and a.dtype == b.dtype == c.dtype
+    assert a.dtype in (dtypes.float32, dtypes.float64), f"MULADD on {a.dtype}"
     return Node.make(Op.MULADD, a.dtype, (a, b, c), None, a.shape)
 
 

@@ -14,6 +14,7 @@ class Op(Enum):
     EXP2 = auto()        #: 2**x (floats)
     LOG2 = auto()        #: log2(x) (floats)
     SIN = auto()         #: sin(x) (floats)
+    COS = auto()         #: cos(x) (floats)
     SQRT = auto()        #: sqrt(x) (floats)
     RECIPROCAL = auto()  #: 1/x (floats)
     NEG = auto()         #: -x (wraps for integers)
@@ -77,7 +78,7 @@ class Op(Enum):
     __hash__ = object.__hash__
 
 
-UNARY = frozenset({Op.EXP2, Op.LOG2, Op.SIN, Op.SQRT, Op.RECIPROCAL, Op.NEG, Op.TRUNC, Op.CAST,
+UNARY = frozenset({Op.EXP2, Op.LOG2, Op.SIN, Op.COS, Op.SQRT, Op.RECIPROCAL, Op.NEG, Op.TRUNC, Op.CAST,
                    Op.BITCAST})
 BINARY = frozenset({Op.ADD, Op.MUL, Op.FDIV, Op.MAX, Op.MOD, Op.IDIV, Op.CMPLT, Op.CMPNE, Op.AND,
                     Op.OR, Op.XOR, Op.SHL, Op.SHR})

@@ -238,12 +238,12 @@ class ElementwiseMixin:
         return self._floating()._unary(Op.SIN)
 
     def cos(self: "Tensor") -> "Tensor":
-        """sin(π/2 - x), with the subtraction done in float64 for narrower dtypes: in float32 it
-        would round away the low bits of x (error ~|x|·ulp, and no relative accuracy near zeros)."""
-        return self._math_in(lambda x: (math.pi / 2 - x)._unary(Op.SIN), wide=True)
+        """A primitive of its own (not sin(π/2 - x): that subtraction rounds away the low bits of x)."""
+        return self._floating()._unary(Op.COS)
 
     def tan(self: "Tensor") -> "Tensor":
-        return self._math_in(lambda x: x._unary(Op.SIN) / (math.pi / 2 - x)._unary(Op.SIN), wide=True)
+        """sin/cos, in float64 for narrower dtypes (one rounding of the quotient to the dtype)."""
+        return self._math_in(lambda x: x._unary(Op.SIN) / x._unary(Op.COS), wide=True)
 
     def atan(self: "Tensor") -> "Tensor":
         return self._math_in(_atan)
@@ -945,7 +945,7 @@ def _muladd(a: "Tensor", b: "Tensor | float", c: "Tensor | float") -> "Tensor":
     instruction (an x86 CPU with FMA3, every GPU), else a product and a sum. One instruction of 4
     cycles' latency instead of two of 3 each: a kernel with an exp is bound by the length of its
     chain of dependent operations (see _exp)."""
-    if not _fuses_multiply_add(a.device):
+    if not _fuses_multiply_add(a.device) or a.dtype not in (dtypes.float32, dtypes.float64):
         return a * b + c
     operands = [v if isinstance(v, a.__class__) else a._const(v, shape=()) for v in (a, b, c)]
     shape = tuple(np.broadcast_shapes(*(v.node.shape for v in operands)))

@@ -265,7 +265,7 @@ class CRenderer(CStyleRenderer):
         GCC vectorizes where there is one (render/c_math.py: a log2f call kept its loop scalar)."""
         if dt != dtypes.float64 and name in VECTORIZABLE_F32:
             helper, source = VECTORIZABLE_F32[name]
-            self.extra_helpers[helper] = source()
+            self.extra_helpers[f"c_math.{source.__name__}"] = source()   # (sin and cos: one source)
             return helper
         return super().math_fn(name, dt)
 

@@ -52,11 +52,16 @@ LOG2_F32_SOURCE = """static inline float lt_log2f(float x) {
   return out;
 }"""
 
-VECTORIZABLE_F32: dict[str, tuple[str, Callable[[], str]]] = {"log2": (LOG2_F32, lambda: LOG2_F32_SOURCE)}
-"""libm function name -> (helper name, a function giving the helper's source) for float32 math."""
+def _log2_source() -> str:
+    return LOG2_F32_SOURCE
 
 
-# ---- sin for float32: exact argument reduction by a table of 2/π, polynomials in double ----
+VECTORIZABLE_F32: dict[str, tuple[str, Callable[[], str]]] = {"log2": (LOG2_F32, _log2_source)}
+"""libm function name -> (helper name, the function giving the helper's source) for float32 math.
+Helpers that share a source (sin and cos) share the function: a kernel includes each source once."""
+
+
+# ---- sin and cos for float32: exact argument reduction by a table of 2/π, polynomials in double ----
 
 def _two_over_pi(bits: int) -> int:
     """⌊2/π · 2^bits⌋, from π by Machin's formula in integer arithmetic (exact to the last bit or two)."""
@@ -112,11 +117,11 @@ vectorized."""
 
 @functools.cache
 def _sin_source() -> str:
-    """lt_sinf's source with its tables (made on first use: ~3 ms)."""
+    """lt_sinf's and lt_cosf's source with their tables (made on first use: ~3 ms)."""
     tables = [f"static const double lt_sin_t{i}[254] = {{{', '.join(repr(v) for v in part)}}};"
               for i, part in enumerate(_sin_table())]
-    return "\n".join(tables) + "\n" + GATHER_TUNING + """static inline float lt_sinf(float x) {
-  /* |x| = M·2^E (M a 24-bit integer): x·2/π mod 4 = M·(2^E·2/π mod 4), the table's four exact pieces
+    return "\n".join(tables) + "\n" + GATHER_TUNING + """static inline float lt_sincosf(float x, int want_cos) {
+  /* sin x (want_cos 0) or cos x = sin(|x| + π/2) (want_cos 1). |x| = M·2^E (M a 24-bit integer): x·2/π mod 4 = M·(2^E·2/π mod 4), the table's four exact pieces
      times M, summed so that the quadrant k and the remainder f (|f| <= 1/2) keep about 80 bits (a
      Payne–Hanek reduction: right for every float, also near the multiples of π/2 of huge x). Then
      sin or cos of f·π/2 by Taylor polynomials in double (error below 1e-14) and one rounding to
@@ -134,7 +139,7 @@ def _sin_source() -> str:
   double s = (a - ka) + md * lt_sin_t1[idx];
   double kb = __builtin_rint(s);
   double f = ((s - kb) + md * lt_sin_t2[idx]) + md * lt_sin_t3[idx];
-  int k = (int)(ka + kb);
+  int k = (int)(ka + kb) + want_cos;
   double t = f * 1.5707963267948966;
   double t2 = t * t;
   double sp = -1.0 / 6227020800.0;
@@ -158,13 +163,15 @@ def _sin_source() -> str:
   double r; memcpy(&r, &rb, 8);
   float out = (float)r;
   unsigned int ob; memcpy(&ob, &out, 4);
-  ob ^= ((unsigned int)(k & 2) << 30) ^ (xb & 0x80000000u);
+  ob ^= ((unsigned int)(k & 2) << 30) ^ (xb & 0x80000000u & (0u - (unsigned int)(want_cos == 0)));
   unsigned int nan = 0u - (unsigned int)(field == 0xffu);
   ob = (ob & ~nan) | (0x7fc00000u & nan);
   memcpy(&out, &ob, 4);
   return out;
-}"""
+}
+static inline float lt_sinf(float x) { return lt_sincosf(x, 0); }
+static inline float lt_cosf(float x) { return lt_sincosf(x, 1); }"""
 
 
-SIN_F32 = "lt_sinf"
-VECTORIZABLE_F32["sin"] = (SIN_F32, _sin_source)
+VECTORIZABLE_F32["sin"] = ("lt_sinf", _sin_source)
+VECTORIZABLE_F32["cos"] = ("lt_cosf", _sin_source)   # (one source: both names in it)

@@ -67,7 +67,7 @@ HELPER_DEPS = {"h2f": ("f2u", "u2f"), "f2h": ("f2u", "u2f"), "bf2f": ("u2f",), "
 # Ops whose float16/bfloat16 result is rounded to the 16-bit type right away, as PyTorch rounds every
 # op's result (computed in float32 "opmath") to the tensor's dtype. The others (neg, max, where,
 # trunc, loads, constants) give back a value that is already exact in the 16-bit type.
-ROUNDED_OPS = frozenset({Op.CAST, Op.ADD, Op.MUL, Op.FDIV, Op.RECIPROCAL, Op.EXP2, Op.LOG2, Op.SIN,
+ROUNDED_OPS = frozenset({Op.CAST, Op.ADD, Op.MUL, Op.FDIV, Op.RECIPROCAL, Op.EXP2, Op.LOG2, Op.SIN, Op.COS,
                          Op.SQRT, Op.MOD})
 
 # Ops whose 8/16-bit integer result C computes in int and may leave out of the type's range.
@@ -685,7 +685,7 @@ class CStyleRenderer:
             return f"{self.bitcast_fn(n.srcs[0].dtype, dt)}({s[0]})"
         if op is Op.NEG:   # (-(-1ll)), not (--1ll): a negated literal (a peeled border's index)
             return s[0] if dt.is_bool else f"(-({s[0]}))" if s[0].startswith("-") else f"(-{s[0]})"
-        if op in (Op.EXP2, Op.LOG2, Op.SIN, Op.SQRT, Op.TRUNC):
+        if op in (Op.EXP2, Op.LOG2, Op.SIN, Op.COS, Op.SQRT, Op.TRUNC):
             return f"{self.math_fn(op.name.lower(), dt)}({s[0]})"
         if op is Op.RECIPROCAL:
             return f"({self.literal(1, dt)} / {s[0]})"

@@ -497,7 +497,7 @@ def onnx_type(dtype: DType) -> int:
 
 
 BINARY_ONNX = {Op.ADD: "Add", Op.MUL: "Mul", Op.FDIV: "Div", Op.IDIV: "Div", Op.CMPLT: "Less"}
-UNARY_ONNX = {Op.SIN: "Sin", Op.SQRT: "Sqrt", Op.RECIPROCAL: "Reciprocal", Op.NEG: "Neg"}
+UNARY_ONNX = {Op.SIN: "Sin", Op.COS: "Cos", Op.SQRT: "Sqrt", Op.RECIPROCAL: "Reciprocal", Op.NEG: "Neg"}
 REDUCE_ONNX = {Op.ADD: "ReduceSum", Op.MUL: "ReduceProd", Op.MAX: "ReduceMax"}
 
 
