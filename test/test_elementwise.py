@@ -722,3 +722,22 @@ def test_float32_sin_and_cos_are_correctly_rounded_over_the_whole_float_range(op
     want = getattr(torch.from_numpy(sweep), op)().numpy()
     ulps = np.abs(getattr(lt.tensor(sweep, device="CPU"), op)().numpy() - want) / np.spacing(np.maximum(np.abs(want), 1e-30))
     assert ulps.max() <= 1.0
+
+
+def test_float32_exp2_is_correctly_rounded_overflow_and_subnormals_included():
+    """exp2 of float32 is an inline helper too (render/c_math.py): correctly rounded against 200-bit
+    arithmetic over the whole range that gives a finite non-zero float (subnormal results included),
+    inf past 128, 0 below -150, and torch's specials."""
+    mpmath = pytest.importorskip("mpmath")
+    rng = np.random.default_rng(4)
+    a = np.concatenate([rng.uniform(-155, 129, 4000), rng.uniform(-1, 1, 1000),
+                        [128, 127.99, -149, -150, -151, -126.5, 300, -300]]).astype(np.float32)
+    got = lt.tensor(a, device="CPU").exp2().numpy()
+    with mpmath.workprec(200):
+        exact = [mpmath.power(2, mpmath.mpf(float(v))) for v in a]
+    with np.errstate(over="ignore"):
+        want = np.array([float(v) for v in exact]).astype(np.float32)
+    np.testing.assert_array_equal(got, want)
+    specials = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0], dtype=np.float32)
+    np.testing.assert_array_equal(lt.tensor(specials, device="CPU").exp2().numpy(),
+                                  torch.from_numpy(specials).exp2().numpy())

@@ -5,7 +5,8 @@ under -ffast-math, which the C dialect cannot use: it would change a*b+c and NaN
 helpers here are static inline, branch-free C (selects are bit blends: loop if-conversion is off,
 see runtime/cpu.py), so a kernel that uses them vectorizes like any other elementwise loop.
 
-They serve float32 and the 16-bit floats, whose math runs in float32 (log2, sin); float64 keeps libm.
+They serve float32 and the 16-bit floats, whose math runs in float32 (log2, exp2, sin, cos); float64
+keeps libm.
 """
 from __future__ import annotations
 
@@ -52,11 +53,48 @@ LOG2_F32_SOURCE = """static inline float lt_log2f(float x) {
   return out;
 }"""
 
+EXP2_F32_SOURCE = """static inline float lt_exp2f(float x) {
+  /* 2^x = 2^n · 2^f, n = rint(x), |f| <= 1/2 exact: 2^f = e^(f·ln 2) by its Taylor series in double
+     (terms to the 11th power: relative error below 1e-13) times 2^n built in double's exponent
+     bits (x clamped to ±200 first: double holds every 2^n there), and one rounding to float32, which
+     gives overflow to inf and subnormal and zero results their own rounding. NaN stays NaN. */
+  unsigned int low = 0u - (unsigned int)(x < -200.0f), high = 0u - (unsigned int)(x > 200.0f);
+  unsigned int xb, lb = 0xc3480000u, hb = 0x43480000u;
+  memcpy(&xb, &x, 4);
+  xb = (xb & ~low) | (lb & low);
+  xb = (xb & ~high) | (hb & high);
+  float xc; memcpy(&xc, &xb, 4);
+  double d = (double)xc;
+  double n = __builtin_rint(d);
+  double t = (d - n) * 0.6931471805599453;
+  double p = 1.0 / 39916800.0;
+  p = p * t + 1.0 / 3628800.0;
+  p = p * t + 1.0 / 362880.0;
+  p = p * t + 1.0 / 40320.0;
+  p = p * t + 1.0 / 5040.0;
+  p = p * t + 1.0 / 720.0;
+  p = p * t + 1.0 / 120.0;
+  p = p * t + 1.0 / 24.0;
+  p = p * t + 1.0 / 6.0;
+  p = p * t + 0.5;
+  p = p * t + 1.0;
+  p = p * t + 1.0;
+  long long scale_bits = ((long long)(int)n + 1023) << 52;
+  double scale; memcpy(&scale, &scale_bits, 8);
+  return (float)(p * scale);
+}"""
+
+
+def _exp2_source() -> str:
+    return EXP2_F32_SOURCE
+
+
 def _log2_source() -> str:
     return LOG2_F32_SOURCE
 
 
-VECTORIZABLE_F32: dict[str, tuple[str, Callable[[], str]]] = {"log2": (LOG2_F32, _log2_source)}
+VECTORIZABLE_F32: dict[str, tuple[str, Callable[[], str]]] = {"log2": (LOG2_F32, _log2_source),
+                                                              "exp2": ("lt_exp2f", _exp2_source)}
 """libm function name -> (helper name, the function giving the helper's source) for float32 math.
 Helpers that share a source (sin and cos) share the function: a kernel includes each source once."""
 
