@@ -13,6 +13,7 @@ import numpy as np
 
 from lazytensor import dtypes
 from lazytensor import graph as g
+from lazytensor.codegen.cpu_target import host_has_fma
 from lazytensor.ops import Op
 
 if TYPE_CHECKING:
@@ -947,8 +948,9 @@ def _muladd(a: "Tensor", b: "Tensor | float", c: "Tensor | float") -> "Tensor":
     chain of dependent operations (see _exp)."""
     if not _fuses_multiply_add(a.device) or a.dtype not in (dtypes.float32, dtypes.float64):
         return a * b + c
+    from lazytensor.tensor import broadcast_shapes   # (tensor.py imports this module)
     operands = [v if isinstance(v, a.__class__) else a._const(v, shape=()) for v in (a, b, c)]
-    shape = tuple(np.broadcast_shapes(*(v.node.shape for v in operands)))
+    shape = broadcast_shapes(*(v.node.shape for v in operands), op="muladd")
     nodes = [v._broadcast_to(shape).node for v in operands]
     return a._new(g.muladd(*nodes))
 
@@ -956,10 +958,7 @@ def _muladd(a: "Tensor", b: "Tensor | float", c: "Tensor | float") -> "Tensor":
 def _fuses_multiply_add(device: str) -> bool:
     """The device runs a fused multiply-add as one instruction (C's fmaf would otherwise be a slow
     library call)."""
-    if device != "CPU":
-        return True
-    from lazytensor.codegen.cpu_target import host_has_fma
-    return host_has_fma()
+    return device != "CPU" or host_has_fma()
 
 
 def _erf_float32(x: "Tensor") -> "Tensor":
