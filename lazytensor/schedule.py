@@ -148,6 +148,8 @@ def share_copied_values(roots: list[Node]) -> dict[Node, Node]:
     Copies of stored data (views of a BUFFER) are left alone: other users read the data where it is."""
     order = g.toposort(roots)
     copied = {n.srcs[0] for n in order if n.op is Op.CONTIGUOUS and not is_pure_view(n.srcs[0])}
+    if not copied:   # the usual case: nothing to rebuild
+        return {n: n for n in order}
     mapping: dict[Node, Node] = {}
     copy_of: dict[Node, Node] = {}   # the copied value's original node -> its (rebuilt) copy
     for node in order:
