@@ -43,6 +43,8 @@ class Recorder:
     guards: list[tuple[Callable[[], Any], Any]] = field(default_factory=list)
     # host values that change every call but live in Python (a replay would freeze them)
     frozen: list[str] = field(default_factory=list)
+    # ids of the buffers passed in as the function's tensor arguments (a replay passes others)
+    input_ids: set[int] = field(default_factory=set)
 
     def record_step(self, step: "PlannedStep", out: "Buffer", operands: list["Buffer"]) -> None:
         self.steps.append(RecordedStep(step, out, list(operands)))
@@ -63,6 +65,13 @@ class Recorder:
 
 
 ACTIVE: Recorder | None = None
+
+
+def is_capture_input(buffer: "Buffer") -> bool:
+    """buffer holds a tensor argument of the function being captured: a replay passes new data in its
+    place, so nothing computed from it may be kept outside the record (see tensor_linalg's packed
+    copies)."""
+    return ACTIVE is not None and id(buffer) in ACTIVE.input_ids
 
 
 def buffer_of(tensor: "Tensor") -> "Buffer | None":

@@ -249,7 +249,7 @@ class JitFunction:
 
     def _capture(self, args: tuple, kwargs: dict, tensors: list[Tensor]) -> tuple[Any, Replay]:
         inputs = [t._buffer() for t in tensors]
-        recorder = capture.Recorder()
+        recorder = capture.Recorder(input_ids={id(buf) for buf in inputs})
         if capture.ACTIVE is not None:
             raise JitError(f"jit({self.__name__}): jitted functions cannot call each other while capturing")
         capture.ACTIVE = recorder
@@ -326,6 +326,14 @@ def _build_replay(recorder: capture.Recorder, inputs: list[Buffer], input_tensor
         if k not in escaping:
             rs.scratch = recorder.steps[k].out   # nobody outside the call sees it: reuse every call
     fixed = list({id(src[1]): src[1] for rs in steps for src in rs.operands if src[0] == "fixed"}.values())
+    for buf in fixed:
+        source_ref = capture.DERIVED.get(buf)
+        source = source_ref() if source_ref is not None else None
+        if source is not None and id(source) in sources:
+            raise JitError("jit: a matmul in the function reads a packed copy (made once, outside the call) "
+                           "of a tensor the function then updates in place; a replay would keep reading the "
+                           "copy of its first value. Do the matmul after the update, or mark the tensor "
+                           "requires_grad so the packing stays in the graph.")
     replay = Replay(steps, outputs, updated, state_before, recorder.guards, fixed, capture.UPDATES)
     if steps and all(rs.step.device == "CPU" and rs.step.kind != "copy" for rs in steps):
         replay.sequence = ReplaySequence(steps)

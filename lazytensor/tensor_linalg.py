@@ -261,14 +261,18 @@ def _view_chain(node: "Node") -> tuple["Node", tuple]:
 
 
 def _reusable_packed_columns(y: "Tensor", width: int) -> "Tensor":
-    """_packed_columns(y, width), packed once per stored value of y when no gradient is recorded.
+    """_packed_columns(y, width), packed once per stored value of y when no gradient reaches y.
 
-    Under no_grad (inference), repacking a weight on every forward costs a copy kernel per layer; the
-    copy is realized the first time and kept for as long as the weight holds that value. With gradients
-    recorded the packing stays in the graph, so the gradient reaches y."""
-    if GradMode.enabled:
+    Repacking a stored operand on every matmul (a weight in inference, a matrix multiplied again and
+    again) costs a copy kernel each time; the copy is realized the first time and kept for as long as y
+    holds that value. When a gradient is recorded for y the packing stays in the graph, so the gradient
+    reaches y; so it does for an argument of a function being captured by lt.jit (a replay passes new
+    data in its place, which a kept copy would not follow)."""
+    if GradMode.enabled and y.requires_grad:
         return _packed_columns(y, width)
     base, chain = _view_chain(y.node)
+    if capture.is_capture_input(base.arg):
+        return _packed_columns(y, width)
     per_value = _PACKED.setdefault(base, {})
     key = (chain, width, y.device)
     packed = per_value.get(key)

@@ -226,6 +226,43 @@ def test_a_weight_changed_outside_is_not_replayed_stale(change):
         np.testing.assert_allclose(forward(x).numpy(), _expected(layer, x), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("grad", [False, True], ids=["no_grad", "grad"])
+def test_an_argument_packed_before_the_capture_is_packed_anew_on_every_replay(grad):
+    """x @ y with y a stored matrix keeps a packed copy of y (tensor_linalg._PACKED). When y is an
+    argument of a jitted function, a replay passes new data in its place: the packing must stay in the
+    record, or every replay would read the copy of the data seen first."""
+    w = lt.tensor(_arr(64, 64, seed=1))
+    args = [lt.tensor(_arr(64, 64, seed=s)) for s in (2, 3, 4)]
+
+    def f(y):
+        return w @ y
+
+    with lt.set_grad_enabled(grad):
+        f(args[0]).numpy()                     # eager: packs args[0] and keeps the copy
+        jitted = lt.jit(f)
+        for y in (args[0], args[0], args[1], args[2], args[0]):
+            np.testing.assert_allclose(jitted(y).numpy(), w.numpy() @ y.numpy(), rtol=1e-5, atol=1e-4)
+
+
+def test_a_packed_copy_of_a_tensor_the_function_updates_is_refused():
+    """The packed copy of w was made outside the call (an eager x @ w); the function then updates w in
+    place, so a replay would keep multiplying by w's first value: the capture refuses it clearly."""
+    w = lt.tensor(_arr(64, 64, seed=1))
+    x = lt.tensor(_arr(64, 64, seed=2))
+
+    @lt.jit
+    def f(inp):
+        y = (inp @ w).realize()
+        w.add_(1).realize()
+        return y
+
+    with lt.no_grad():
+        f(x)
+        (x @ w).realize()                      # packs w's current value, outside any call
+        with pytest.raises(lt.JitError, match="packed copy"):
+            f(x)
+
+
 def test_a_superseded_buffer_still_read_elsewhere_is_captured_once():
     """w2 shares w's old buffer; after w changes, a function reading w2 captures again once, then replays."""
     layer, x = _linear_and_input()

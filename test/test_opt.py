@@ -103,7 +103,7 @@ def test_batched_matmul_and_conv_like_window_reduce():
 
 
 def test_upcast_choice_for_matmul_tiles_both_axes():
-    a, b = lt.randn(64, 32).realize(), lt.randn(32, 48).realize()
+    a, b = lt.randn(64, 32).realize(), lt.randn(32, 48).realize().requires_grad_()   # packed in the graph
     *packing, item = (a @ b).schedule()
     assert len(packing) == 1                      # the right operand is packed into 16-column panels
     kernel = lower_kernel(item.ast)               # loops (64 rows, 3 panels, 16 columns)
@@ -346,9 +346,21 @@ def test_matmul_gradients_with_loop_free_tile_nests_match_torch(m, k, n):
 def test_only_a_stored_right_operand_is_packed():
     """Packing copies the right operand into panels; a computed operand stays fused into the matmul
     (packing it would compute it inside the copy, in panel order)."""
-    a, b = lt.randn(32, 40).realize(), lt.randn(40, 48).realize()
+    a, b = lt.randn(32, 40).realize(), lt.randn(40, 48).realize().requires_grad_()
     assert len((a @ b).schedule()) == 2                   # pack b, then the tiled matmul
     assert len((a @ (b * 2)).schedule()) == 1             # b * 2 is computed inside the matmul
+
+
+def test_a_stored_operand_without_gradient_is_packed_once_per_value():
+    """No gradient reaches b: its packed copy is made the first time and kept while b holds that value,
+    so later matmuls run one kernel; an in-place update of b makes a fresh copy."""
+    rng = np.random.default_rng(5)
+    x, y = rng.standard_normal((32, 40)).astype(np.float32), rng.standard_normal((40, 48)).astype(np.float32)
+    a, b = lt.tensor(x), lt.tensor(y)
+    np.testing.assert_allclose((a @ b).numpy(), x @ y, rtol=1e-5, atol=1e-5)
+    assert len((a @ b).schedule()) == 1
+    b.mul_(2)
+    np.testing.assert_allclose((a @ b).numpy(), x @ (2 * y), rtol=1e-5, atol=1e-5)
 
 
 def test_backward_reads_the_weight_in_its_own_layout():
