@@ -14,6 +14,7 @@ import numpy as np
 from lazytensor import dtypes
 from lazytensor import graph as g
 from lazytensor.codegen.cpu_target import host_has_fma
+from lazytensor.expansion_templates import expand_cached
 from lazytensor.ops import Op
 
 if TYPE_CHECKING:
@@ -42,12 +43,13 @@ class ElementwiseMixin:
     def _math_in(self: "Tensor", fn: Any, wide: bool = False) -> "Tensor":
         """fn(x) for the floating value x of self, computed in float32 for the 16-bit floats (their
         constants would otherwise be rounded to 16 bits) or, with wide=True, in float64 for every
-        dtype but float64 (for formulas whose argument reduction loses bits); cast back at the end."""
+        dtype but float64 (for formulas whose argument reduction loses bits); cast back at the end.
+        fn's graph is built once per signature and re-instantiated (expansion_templates.py)."""
         x = self._floating()
         work = dtypes.float64 if wide else dtypes.float32
         if x.dtype == dtypes.float64 or (not wide and x.dtype == dtypes.float32):
-            return fn(x)
-        return fn(x.cast(work)).cast(x.dtype)
+            return expand_cached(fn, x)
+        return expand_cached(fn, x.cast(work)).cast(x.dtype)
 
     def where(self: "Tensor", condition: Any, other: Any) -> "Tensor":
         """self where condition else other (torch.Tensor.where)."""

@@ -660,11 +660,14 @@ def test_muladd_rounds_once_and_its_gradient_is_the_product_rule(dtype, shape):
 def test_exp_uses_fused_multiply_adds_only_where_the_device_has_them(monkeypatch):
     """On a host with FMA, exp's kernel calls the fused multiply-add; told the device has none, the
     graph holds no MULADD and the kernel none."""
-    from lazytensor import tensor_elementwise
+    from collections import OrderedDict
+
+    from lazytensor import expansion_templates, tensor_elementwise
     from lazytensor.ops import Op
     x = lt.tensor(np.linspace(-3, 3, 37, dtype=np.float32))
     for fused in (True, False):
         monkeypatch.setattr(tensor_elementwise, "_fuses_multiply_add", lambda device: fused)
+        monkeypatch.setattr(expansion_templates, "_TEMPLATES", OrderedDict())   # (kept per device)
         y = x.exp()
         ops = {n.op for n in lt.graph.toposort([y.node])}
         assert (Op.MULADD in ops) == fused

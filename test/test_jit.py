@@ -299,7 +299,8 @@ def _sgd_step_fn(seed: int):
     return step, model
 
 
-def test_one_call_replay_matches_kernel_by_kernel_replay_bit_for_bit():
+def test_one_call_replay_matches_kernel_by_kernel_replay_bit_for_bit(monkeypatch):
+    monkeypatch.setattr(lt.Device, "DEFAULT", "CPU")   # one-call replays are CPU-only (CPUSequence)
     x = lt.tensor(_arr(9, 12))
     y = lt.tensor(np.arange(9) % 3)
     fast, fast_model = _sgd_step_fn(0)
@@ -329,7 +330,8 @@ def test_a_profiler_sees_every_launch_of_a_replay():
     assert counter.kernels == launches > 1
 
 
-def test_an_error_in_a_middle_kernel_of_a_one_call_replay_raises_and_the_next_call_works():
+def test_an_error_in_a_middle_kernel_of_a_one_call_replay_raises_and_the_next_call_works(monkeypatch):
+    monkeypatch.setattr(lt.Device, "DEFAULT", "CPU")   # one-call replays are CPU-only (CPUSequence)
     @lt.jit
     def f(t, idx):
         a = (t * 2).contiguous()
