@@ -9,6 +9,7 @@ import shutil
 import subprocess
 from typing import Any
 
+from bench.targets import TARGETS, best_peer_medians, targets_table
 from bench.timing import OURS, Measurement
 
 
@@ -112,10 +113,16 @@ def markdown_report(info: dict[str, str], sections: list[dict[str, Any]]) -> str
              "with NumPy's (or the first peer's). The machine rows time kernels of our own.", "",
              "## Machine", ""]
     parts += [f"- {k}: {v}" for k, v in info.items()]
+    best_peer = best_peer_medians([sec["measurements"] for sec in sections])
     for sec in sections:
         parts += ["", f"## {sec['threads']} thread(s)" + (" — quick mode" if sec.get("quick") else ""), "",
                   f"rounds: {sec['rounds']}, scale: {sec['scale']}", ""]
         parts.append(table(sec["measurements"]))
         if sec.get("notes"):
             parts += [""] + [f"- {n}" for n in sec["notes"]]
+        if any(m.row == t.row for t in TARGETS for m in sec["measurements"]):
+            parts += ["", f"### Targets of issue 4, {sec['threads']} thread(s)", "",
+                      "Ratios of this run's medians (`bench/targets.py`); the MLP step against torch compares "
+                      "with torch's best median over every thread count.", "",
+                      targets_table(sec["measurements"], best_peer)]
     return "\n".join(parts) + "\n"

@@ -64,3 +64,41 @@ def test_failing_peer_is_a_note_not_a_crash():
     section = {"threads": 1, "rounds": 1, "scale": "tiny", "measurements": got}
     report = markdown_report({"cpu": "test"}, [section])
     assert "failed: RuntimeError" in report and "| demo |" in report
+
+
+def _m(row: str, case: str, impl: str, seconds: float, work: float | None = None) -> "Measurement":
+    from bench.timing import Measurement
+    return Measurement(row, case, impl, times=[seconds], work=work, work_unit="GB/s" if work else "")
+
+
+def test_targets_are_ratios_of_the_run_with_misses_marked():
+    """Each issue-4 target's figure is computed from the run's medians; a miss says so, a missing peer
+    says that instead of passing."""
+    from bench.targets import best_peer_medians, evaluate, targets_table
+    one_thread = [
+        _m("elementwise", "8 ops", OURS, 0.020, work=1e9), _m("elementwise", "8 ops", "torch.compile", 0.050),
+        _m("machine: triad", "a = b + s*c", OURS, 0.010, work=0.25e9),
+        _m("matmul", "512^3 f32", OURS, 0.004), _m("matmul", "512^3 f32", "numpy", 0.003),
+        _m("matmul", "1024^3 f32", OURS, 0.020), _m("matmul", "1024^3 f32", "numpy", 0.021),
+        _m("mlp train step", "784 Adam, lt.jit", OURS, 0.003), _m("mlp train step", "784 Adam, lt.jit", "torch", 0.005),
+        _m("mlp train step", "784 Adam, lt.jit", "tinygrad", 0.012),
+        _m("(a+b).sum() 2x2", "per call, .item()", OURS, 40e-6),
+        _m("(a+b).sum() 2x2", "per call, .item(), lt.jit", OURS, 20e-6),
+        _m("fresh process", "import", OURS, 0.5),
+    ]
+    two_threads = [_m("mlp train step", "784 Adam, lt.jit", "torch", 0.002)]   # torch's better figure
+    got = {(name, case): (figure, met) for name, case, figure, met in
+           evaluate(one_thread, best_peer_medians([one_thread, two_threads]))}
+    assert got[("elementwise ≥ 2x torch.compile", "8 ops")] == ("2.50x", True)
+    assert got[("elementwise ≥ 70% of triad bandwidth", "8 ops")] == ("200% (50.0 of 25.0 GB/s)", True)
+    assert got[("matmul ≥ NumPy", "512^3 f32")] == ("0.75x", False)
+    assert got[("matmul ≥ NumPy", "1024^3 f32")] == ("1.05x", True)
+    assert got[("MLP step (lt.jit) within 1.2x of torch's best", "784 Adam, lt.jit")] == ("1.50x", False)
+    assert got[("MLP step (lt.jit) ≥ 5x tinygrad", "784 Adam, lt.jit")] == ("4.00x", False)
+    assert got[("small op, lt.jit, ≤ 5x torch", "per call, .item(), lt.jit")] == ("torch not measured", None)
+    assert got[("small op, no jit, ≤ 50 µs", "per call, .item()")] == ("40 µs", True)
+    assert got[("fresh process ≤ 0.4 s", "import")] == ("0.5 s", False)
+    assert ("sum ≥ NumPy", "") not in got                  # rows the run did not measure are left out
+    table = targets_table(one_thread)
+    assert "| matmul ≥ NumPy | 512^3 f32 | 0.75x | **missed** |" in table
+    assert "| small op, lt.jit, ≤ 5x torch | per call, .item(), lt.jit | torch not measured | no peer |" in table
