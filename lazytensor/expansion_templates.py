@@ -65,6 +65,7 @@ class _Template:
 
 
 _TEMPLATES: "OrderedDict[tuple, _Template | None]" = OrderedDict()   # None: not cacheable
+_MISSING = object()
 
 
 def _value_key(value: Any) -> Any:
@@ -124,14 +125,20 @@ def expand_cached(fn: Callable[["Tensor"], "Tensor"], x: "Tensor") -> "Tensor":
     key = _signature(fn, x)
     if key is None:
         return fn(x)
-    if key in _TEMPLATES:
-        template = _TEMPLATES[key]
-        _TEMPLATES.move_to_end(key)
-    else:
+    template = _TEMPLATES.get(key, _MISSING)
+    if template is _MISSING:
         template = _build(fn, x)
         _TEMPLATES[key] = template
-        if len(_TEMPLATES) > MAX_TEMPLATES:
-            _TEMPLATES.popitem(last=False)
+        while len(_TEMPLATES) > MAX_TEMPLATES:
+            try:
+                _TEMPLATES.popitem(last=False)
+            except KeyError:   # another thread emptied it meanwhile
+                break
+    else:
+        try:
+            _TEMPLATES.move_to_end(key)
+        except KeyError:       # another thread dropped it meanwhile: the template is still good
+            pass
     if template is None:
         return fn(x)
     return x._new(template.instantiate(x.node))

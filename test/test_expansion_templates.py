@@ -123,3 +123,29 @@ def test_the_template_table_is_bounded(monkeypatch):
     for n in range(1, 10):
         lt.randn(n).realize().exp()
     assert len(ET._TEMPLATES) == 4
+
+
+def test_templates_from_two_threads_give_correct_values(monkeypatch):
+    """Two threads building and evicting templates at once (a table of 2 for 6 shapes) still get the
+    right graphs."""
+    import threading
+    monkeypatch.setattr(ET, "MAX_TEMPLATES", 2)
+    ET._TEMPLATES.clear()
+    inputs = [lt.randn(n, 3).realize() for n in range(1, 7)]
+    errors: list[BaseException] = []
+
+    def work(order):
+        try:
+            for _ in range(5):
+                for i in order:
+                    out = inputs[i].sigmoid().numpy()
+                    np.testing.assert_allclose(out, 1 / (1 + np.exp(-inputs[i].numpy())), rtol=1e-6, atol=1e-7)
+        except BaseException as e:   # noqa: BLE001 (reported below)
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(order,)) for order in (range(6), range(5, -1, -1))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
