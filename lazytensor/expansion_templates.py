@@ -69,8 +69,9 @@ _MISSING = object()
 
 
 def _value_key(value: Any) -> Any:
-    """A hashable key for a constant a function captured, telling 0.0 from -0.0 and NaN from NaN-less
-    values; a nested function by its code and captures; raises TypeError for anything else."""
+    """A hashable key for a constant a function captured: a float by its exact bits (0.0 and -0.0
+    differ, NaN equals NaN), a nested function by its code and captures; TypeError for anything else
+    (a tensor: the function is then not cached)."""
     if value is None or isinstance(value, (bool, int, str, DType)):
         return (type(value), value)
     if isinstance(value, float):
