@@ -52,18 +52,22 @@ TARGETS = [
 ]
 
 
-def _median(measurements: list[Measurement], row: str, case: str | None, impl: str) -> float | None:
+def _find(measurements: list[Measurement], row: str, case: str | None, impl: str) -> Measurement | None:
+    """The timed measurement of impl on (row, case), any case of the row when case is None."""
     for m in measurements:
         if m.row == row and (case is None or m.case == case) and m.impl == impl and m.times:
-            return m.median
+            return m
     return None
+
+
+def _median(measurements: list[Measurement], row: str, case: str | None, impl: str) -> float | None:
+    found = _find(measurements, row, case, impl)
+    return found.median if found is not None else None
 
 
 def _throughput(measurements: list[Measurement], row: str, case: str | None) -> float | None:
-    for m in measurements:
-        if m.row == row and (case is None or m.case == case) and m.impl == OURS and m.times:
-            return m.throughput
-    return None
+    found = _find(measurements, row, case, OURS)
+    return found.throughput if found is not None else None
 
 
 def evaluate(measurements: list[Measurement], best_peer: dict[tuple[str, str], float] | None = None
