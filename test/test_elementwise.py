@@ -744,3 +744,23 @@ def test_float32_exp2_is_correctly_rounded_overflow_and_subnormals_included():
     specials = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0], dtype=np.float32)
     np.testing.assert_array_equal(lt.tensor(specials, device="CPU").exp2().numpy(),
                                   torch.from_numpy(specials).exp2().numpy())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_exp_of_any_nan_is_nan(dtype):
+    """exp's 2**n scaling reads n from the bits of x·log2(e) + M, which are arbitrary for a NaN x; it
+    relies on the polynomial being NaN already (NaN times any scale is NaN). Every NaN payload kind,
+    both signs, quiet and signalling, through exp and the ops built on it."""
+    rng = np.random.default_rng(11)
+    if dtype is np.float32:
+        bits = rng.integers(1, 2 ** 23, 500, dtype=np.uint64).astype(np.uint32) | np.uint32(0x7F800000)
+        bits = np.concatenate([bits, bits | np.uint32(0x80000000), [0x7FC00000, 0xFFC00000, 0x7F800001]])
+        x = bits.astype(np.uint32).view(np.float32)
+    else:
+        bits = rng.integers(1, 2 ** 52, 500, dtype=np.uint64) | np.uint64(0x7FF0000000000000)
+        bits = np.concatenate([bits, bits | np.uint64(1 << 63)]).astype(np.uint64)
+        x = bits.view(np.float64)
+    assert np.isnan(x).all()
+    t = lt.tensor(x, device="CPU")
+    for name, got in [("exp", t.exp()), ("sigmoid", t.sigmoid()), ("expm1", t.expm1()), ("tanh", t.tanh())]:
+        assert np.isnan(got.numpy()).all(), name
