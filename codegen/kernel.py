@@ -82,6 +82,8 @@ class LoopKernel:
     checks_errors: bool = False        # has index checks or integer division: needs the error slot
     notes: tuple[str, ...] = field(default=())   # what optimization passes did, for DEBUG/VIZ
     unrolled_ranges: frozenset[Node] = field(default=frozenset())   # reduce ranges to unroll whole
+    partly_unrolled: tuple[tuple[Node, int], ...] = field(default=())   # (reduce range, unroll factor):
+                                   # the compiler unrolls the loop by the factor (opt.unroll_tile_reduce_loops)
     lane_ranges: frozenset[Node] = field(default=frozenset())   # innermost reduce ranges whose iterations
                                    # are independent vector lanes: one accumulator per lane (see hoist.py)
 

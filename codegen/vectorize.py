@@ -327,7 +327,7 @@ def vectorize_nest(nest: LoopNest, lane_ranges: frozenset[Node], unit: VectorUni
     return replace(nest, stores=tuple(stores + rest)), count
 
 
-def _one_instruction_fma(reduce: Node) -> bool:
+def one_instruction_fma(reduce: Node) -> bool:
     """The C renderer writes this reduce's vector FMA as one intrinsic (a whole register on an AVX-512
     host, or on an AVX host with FMA; render/c.py), not as a per-lane loop; scalar reduces count as
     such too."""
@@ -356,7 +356,7 @@ def vectorize_tiles(kernel: LoopKernel, choices=None) -> LoopKernel:
         if count:
             notes.append(f"vectorize {count} runs of {_widths(nest)} lanes")
             reduces = [n for st in nest.stores for n in reduce_loops(st.value)]
-            if not all(_one_instruction_fma(n) for n in reduces):
+            if not all(one_instruction_fma(n) for n in reduces):
                 rolled |= {r for n in reduces if n.shape for r in n.arg[1]}
         nests.append(nest)
     # GCC's unroll pragma around vector code unrolls the lanes of a per-lane fma helper too (cunrolli

@@ -32,6 +32,7 @@ KNOB_VALUES: dict[str, tuple] = {
     "block_rows": (0, 4, 8, 16),
     "split_lanes": (True, False),
     "unroll_max": (0, 4),
+    "tile_unroll": (1, 4),
     "parallel": (True, False),
     "vectorize": (True, False),
 }

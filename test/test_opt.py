@@ -232,6 +232,41 @@ def test_long_matmul_is_blocked():
     assert any(note.startswith("block ") for note in notes), notes
 
 
+@pytest.mark.parametrize("k", [16, 17, 127, 1023])
+def test_register_tile_reduce_loop_is_unrolled_with_identical_results(k):
+    """unroll_tile_reduce_loops: a vectorized matmul tile's reduce loop gets the compiler's unroll
+    pragma (K not a multiple of the factor included); each accumulator still adds its products in the
+    same order, so the result is bit for bit the one of the rolled loop."""
+    rng = np.random.default_rng(k)
+    a = rng.standard_normal((50, k)).astype(np.float32)
+    b = rng.standard_normal((k, 48)).astype(np.float32)
+    *_, item = (lt.tensor(a) @ lt.tensor(b)).schedule()
+    unrolled = optimize(lower_kernel(item.ast))
+    rolled = optimize(lower_kernel(item.ast), replace(opt.HEURISTIC, tile_unroll=1))
+    if not unrolled.nests or host_vector_unit() is None:
+        pytest.skip("no vector unit: the tiles are not vectorized")
+    assert f"unroll r0 ({k}) by {opt.HEURISTIC.tile_unroll}" in unrolled.notes, unrolled.notes
+    assert not rolled.partly_unrolled
+    from lazytensor.beam import _render
+    assert f"#pragma GCC unroll {opt.HEURISTIC.tile_unroll}" in _render(unrolled)
+    timer = _Timer(unrolled)
+    _, got = timer.run(unrolled)
+    _, want = timer.run(rolled)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_allclose((lt.tensor(a) @ lt.tensor(b)).numpy(), a @ b, rtol=1e-4, atol=1e-4)
+
+
+def test_tile_unroll_leaves_short_reduces_and_whole_unrolled_windows_alone():
+    """A reduce shorter than TILE_UNROLL_MIN_STEPS and a 3x3 convolution (its kh, kw ranges unrolled
+    whole, the channel loop not innermost) get no partial unroll."""
+    short = (lt.randn(64, 8).realize() @ lt.randn(8, 64).realize()).schedule()[-1]
+    assert not optimize(lower_kernel(short.ast)).partly_unrolled
+    x, w = lt.randn(2, 16, 12, 12).realize(), lt.randn(32, 16, 3, 3).realize()
+    for item in lt.nn.functional.conv2d(x, w, padding=1).schedule():
+        if item.kind == "kernel":
+            assert not optimize(lower_kernel(item.ast)).partly_unrolled
+
+
 # ---- packing the right operand of x @ w.T; vector selects and lone parallel loops (C renderer) ----
 
 @pytest.mark.parametrize("m", [1, 15, 16, 17, 127])

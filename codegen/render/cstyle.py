@@ -93,6 +93,7 @@ class CStyleRenderer:
     """Shared C-family rendering. Subclasses set the dialect's names and kernel signature."""
 
     unrolled_ranges: frozenset[Node] = frozenset()   # set per kernel by render_nest
+    partly_unrolled: dict[Node, int] = {}             # (the same)
     lane_ranges: frozenset[Node] = frozenset()       # set per kernel by render_nest
     device = "CPU"
     restrict = "restrict"
@@ -210,6 +211,7 @@ class CStyleRenderer:
     def render_nest(self, kernel: LoopKernel, nest: LoopNest) -> list[str]:
         self.prepare_nest(nest)
         self.unrolled_ranges = kernel.unrolled_ranges
+        self.partly_unrolled = dict(kernel.partly_unrolled)
         self.buffer_dtypes = [buf.dtype for buf in kernel.buffers]
         self.lane_ranges = kernel.lane_ranges
         # loop invariants of a one-loop nest (Adam's step size, narrowed from double through an asm
@@ -454,6 +456,8 @@ class CStyleRenderer:
             v = r.arg[0]
             if r in self.unrolled_ranges and self.unroll_pragma(r.arg[1]):
                 lines.append(inner + self.unroll_pragma(r.arg[1]))
+            elif r in self.partly_unrolled and self.unroll_pragma(self.partly_unrolled[r]):
+                lines.append(inner + self.unroll_pragma(self.partly_unrolled[r]))
             lines.append(f"{inner}for ({self.index_type} {v} = 0; {v} < {r.arg[1]}; {v}++) {{")
             inner += "  "
         lines += self.emit_scope(group[0], inner)
