@@ -564,8 +564,9 @@ def unroll_tile_reduce_loops(kernel: LoopKernel, choices: OptChoices = HEURISTIC
 
     A 6x16 float32 matmul tile's step is 8 loads and 12 FMAs, plus an add per pointer and the loop's
     compare and branch: unrolled 4x, the overhead is paid once per 48 FMAs. That matters when the core's
-    other hardware thread takes half of the instruction dispatch: one Zen 3 core, interleaved in one
-    process, 2048³ median 248-269 -> 232-250 ms, 1024³ 33-36 -> 31-33 ms. Runs after vectorize_tiles and
+    other hardware thread takes half of the instruction dispatch. One Zen 3 core, the kernels of both
+    settings interleaved in one process (medians of two runs): 512³ 4.07/3.89 -> 3.78/3.56 ms, 1024³
+    29.2/31.8 -> 28.9/29.5 ms, 2048³ 241/246 -> 226/237 ms; the best runs about equal. Runs after vectorize_tiles and
     only on reduces that are one vector FMA each: GCC's unroller takes a per-lane FMA helper apart
     (see vectorize_tiles). Ranges already unrolled whole, or split into lanes, are left as they are."""
     if choices.tile_unroll <= 1:
