@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 
+from lazytensor import config as _config
+
 from lazytensor import dtypes
 from lazytensor.autograd import GradMode
 from lazytensor.creation import (arange, as_tensor, bernoulli, empty, empty_like, eye, from_numpy, full,
@@ -21,8 +23,6 @@ from lazytensor.explain import explain
 from lazytensor.functions import (cat, clamp, clip, concat, concatenate, einsum, hstack, matmul, maximum,
                                   minimum, stack, vstack, where)
 from lazytensor.tensor import Device, Size, Tensor, broadcast_shapes
-from lazytensor.serialization import load, save
-from lazytensor import utils  # lt.utils.data
 from lazytensor.jit import JitError, jit
 from lazytensor import realize as _realize_module  # imported before def realize() below, which must win the name
 
@@ -87,12 +87,30 @@ def realize(*tensors: Tensor) -> None:
             t._set_realized(n)
 
 
+# Parts of the API imported on first use, so that `import lazytensor` loads only the core (tensors, the
+# compiler, the runtime): lt.onnx's op table alone costs ~60 ms, and nn, optim, utils, viz, the profiler
+# and serialization another 30-80 ms of a fresh process's ~100-150 ms for `import lazytensor` (numpy's own
+# import not counted). `from lazytensor import nn` and `import lazytensor.nn` work as they always do.
+_LAZY_MODULES = {"onnx": "lazytensor.onnx", "nn": "lazytensor.nn", "optim": "lazytensor.optim",
+                 "utils": "lazytensor.utils", "viz": "lazytensor.viz"}
+_LAZY_NAMES = {"Profiler": "lazytensor.profiler", "load": "lazytensor.serialization",
+               "save": "lazytensor.serialization"}
+
+
 def __getattr__(name: str):
-    """`lt.onnx` is imported on first use: its op table costs ~60 ms, and most programs never load a model."""
-    if name == "onnx":
-        import importlib
-        return importlib.import_module("lazytensor.onnx")   # the import also binds lt.onnx
+    """lt.nn, lt.optim, lt.utils, lt.viz, lt.onnx, lt.Profiler, lt.save and lt.load, imported on first use."""
+    import importlib
+    if name in _LAZY_MODULES:
+        return importlib.import_module(_LAZY_MODULES[name])   # the import also binds lt.<name>
+    if name in _LAZY_NAMES:
+        value = getattr(importlib.import_module(_LAZY_NAMES[name]), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'lazytensor' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY_MODULES) | set(_LAZY_NAMES))
 
 
 def _module_function(name: str):
@@ -123,7 +141,5 @@ for _name in ("abs", "neg", "exp", "exp2", "expm1", "log", "log2", "log10", "log
     if _name not in globals():
         globals()[_name] = _module_function(_name)
 
-from lazytensor import optim  # noqa: E402  (lt.optim; imported last, it builds on the names above)
-from lazytensor import nn  # noqa: E402  (lt.nn, lt.nn.functional)
-from lazytensor.profiler import Profiler  # noqa: E402  (with lt.Profiler() as p: ...)
-from lazytensor import viz  # noqa: E402  (lt.viz.show; VIZ=1 writes a page per new schedule)
+if _config.VIZ:   # VIZ=1 writes a page per new schedule from the first realize on: lt.viz listens from import
+    from lazytensor import viz  # noqa: E402
