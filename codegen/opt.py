@@ -571,7 +571,8 @@ def unroll_tile_reduce_loops(kernel: LoopKernel, choices: OptChoices = HEURISTIC
     (see vectorize_tiles). Ranges already unrolled whole, or split into lanes, are left as they are."""
     if choices.tile_unroll <= 1:
         return kernel
-    factors = dict(kernel.partly_unrolled)
+    before = dict(kernel.partly_unrolled)
+    factors = dict(before)
     for nest in kernel.nests:
         by_range: dict[Node, list[Node]] = {}
         for st in nest.stores:
@@ -583,9 +584,9 @@ def unroll_tile_reduce_loops(kernel: LoopKernel, choices: OptChoices = HEURISTIC
                     and r not in kernel.unrolled_ranges and r not in kernel.lane_ranges
                     and all(n.shape and one_instruction_fma(n) for n in reduces)):
                 factors[r] = choices.tile_unroll
-    if len(factors) == len(kernel.partly_unrolled):
+    if len(factors) == len(before):
         return kernel
-    new = sorted(f"{r.arg[0]} ({r.arg[1]})" for r in factors if r not in dict(kernel.partly_unrolled))
+    new = sorted(f"{r.arg[0]} ({r.arg[1]})" for r in factors if r not in before)
     return replace(kernel, partly_unrolled=tuple(factors.items()),
                    notes=kernel.notes + (f"unroll {', '.join(new)} by {choices.tile_unroll}",))
 
