@@ -89,8 +89,8 @@ def realize(*tensors: Tensor) -> None:
 
 # Parts of the API imported on first use, so that `import lazytensor` loads only the core (tensors, the
 # compiler, the runtime): lt.onnx's op table alone costs ~60 ms, and nn, optim, utils, viz, the profiler
-# and serialization another 30-80 ms of a fresh process's ~100-150 ms for `import lazytensor` (numpy's own
-# import not counted). `from lazytensor import nn` and `import lazytensor.nn` work as they always do.
+# and serialization took `import lazytensor` (numpy's own import not counted) from 67-113 to 44-77 ms in
+# fresh processes. `from lazytensor import nn` and `import lazytensor.nn` work as they always do.
 _LAZY_MODULES = {"onnx": "lazytensor.onnx", "nn": "lazytensor.nn", "optim": "lazytensor.optim",
                  "utils": "lazytensor.utils", "viz": "lazytensor.viz"}
 _LAZY_NAMES = {"Profiler": "lazytensor.profiler", "load": "lazytensor.serialization",

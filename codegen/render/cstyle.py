@@ -454,10 +454,10 @@ class CStyleRenderer:
         inner = indent
         for r in ranges:
             v = r.arg[0]
-            if r in self.unrolled_ranges and self.unroll_pragma(r.arg[1]):
-                lines.append(inner + self.unroll_pragma(r.arg[1]))
-            elif r in self.partly_unrolled and self.unroll_pragma(self.partly_unrolled[r]):
-                lines.append(inner + self.unroll_pragma(self.partly_unrolled[r]))
+            factor = r.arg[1] if r in self.unrolled_ranges else self.partly_unrolled.get(r)
+            pragma = self.unroll_pragma(factor) if factor else ""
+            if pragma:
+                lines.append(inner + pragma)
             lines.append(f"{inner}for ({self.index_type} {v} = 0; {v} < {r.arg[1]}; {v}++) {{")
             inner += "  "
         lines += self.emit_scope(group[0], inner)
